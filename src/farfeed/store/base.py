@@ -1,0 +1,103 @@
+"""One interface for every place bytes can live (gateway, S3, static HTTP, local disk).
+
+A `Store` is rooted at one URL (a dataset, or a checkpoint area). Paths passed to it
+are relative, POSIX-style (``"shard-00000.tar"``, ``"run1/step-100/model.bin"``).
+Every method is a coroutine: the loader and the checkpoint uploader drive many of them
+concurrently from one asyncio loop. A store is created inside the process that uses
+it (after fork) and closed with ``await store.close()`` or ``async with``.
+
+Errors are always `farfeed.errors.StoreError` subclasses: library exceptions are
+translated here, at this one boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """``length`` bytes of object ``path`` starting at ``offset``.
+
+    >>> ByteRange("shard-00000.tar", 1536, 114660)
+    """
+
+    path: str
+    offset: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or self.length < 0:
+            from farfeed.errors import ConfigError
+
+            raise ConfigError(
+                f"byte range needs offset >= 0 and length >= 0, got offset={self.offset!r} "
+                f"length={self.length!r} for {self.path!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One object as listed by a store: its relative path and size in bytes."""
+
+    path: str
+    size: int
+
+
+class Store(abc.ABC):
+    """Where bytes live. One subclass per URL scheme; see `farfeed.store.open_store`."""
+
+    #: The URL this store is rooted at, as given by the user (credentials stripped).
+    url: str
+
+    #: True when `read_many` is served by one round trip for many ranges (the gateway's
+    #: batch-get); False when it is emulated with concurrent range reads.
+    native_batch: bool = False
+
+    @abc.abstractmethod
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read ``length`` bytes of ``path`` from ``offset`` (to the end when None)."""
+
+    async def read_many(self, ranges: Sequence[ByteRange]) -> list[bytes]:
+        """Read many ranges; results in the order asked. Default: one `read` each, concurrently."""
+        import asyncio
+
+        return list(await asyncio.gather(*(self.read(r.path, r.offset, r.length) for r in ranges)))
+
+    async def iter_many(self, ranges: Sequence[ByteRange]) -> AsyncIterator[bytes]:
+        """Like `read_many`, but yields each range as soon as it (and all before it) arrived."""
+        for data in await self.read_many(ranges):
+            yield data
+
+    @abc.abstractmethod
+    async def write(self, path: str, data: bytes) -> None:
+        """Write a whole object atomically: readers see the old object or the new one, never a part."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object whose path starts with ``prefix``, sorted by path."""
+
+    @abc.abstractmethod
+    async def size(self, path: str) -> int:
+        """Size of one object in bytes; `NotFoundError` if it does not exist."""
+
+    @abc.abstractmethod
+    async def delete(self, path: str) -> None:
+        """Remove one object. Deleting a missing object is not an error."""
+
+    async def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
