@@ -1,0 +1,5 @@
+"""`python -m farfeed.cli`: the same as the `farfeed` command."""
+
+from farfeed.cli import main
+
+main()
