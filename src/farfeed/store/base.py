@@ -13,9 +13,16 @@ translated here, at this one boundary.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Union
+
+#: What `Store.write` and `Store.write_parts` accept: any contiguous bytes-like object.
+Chunk = Union[bytes, bytearray, memoryview]
+
+#: The parts of one object for `Store.write_parts`, in order: a list, or a (async) generator.
+Parts = Union[AsyncIterable[Chunk], Iterable[Chunk]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,28 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """What `Store.write_parts` stored: the object, its size, its xxh64 (16 hex digits), how
+    many parts it was sent in, and how many of those a resumed upload did not send again."""
+
+    path: str
+    size: int
+    xxh64: str
+    parts: int
+    parts_skipped: int = 0
+
+
+async def aiter_parts(parts: Parts) -> AsyncIterator[Chunk]:
+    """Iterate a sync or async iterable of chunks asynchronously (one code path for both)."""
+    if isinstance(parts, AsyncIterable):
+        async for part in parts:
+            yield part
+    else:
+        for part in parts:
+            yield part
+
+
 class Store(abc.ABC):
     """Where bytes live. One subclass per URL scheme; see `farfeed.store.open_store`."""
 
@@ -76,6 +105,25 @@ class Store(abc.ABC):
     async def write(self, path: str, data: bytes) -> None:
         """Write a whole object atomically: readers see the old object or the new one, never a part."""
 
+    async def write_parts(
+        self, path: str, parts: Parts, *, concurrency: int = 4
+    ) -> UploadResult:
+        """Write one object from its parts, in order, atomically (like `write`).
+
+        Backends that can upload parts in parallel (gateway, S3) override this and keep at
+        most ``concurrency`` parts in memory; this default joins them and calls `write`.
+        """
+        import xxhash
+
+        digest = xxhash.xxh64()
+        chunks: list[bytes] = []
+        async for part in aiter_parts(parts):
+            digest.update(part)
+            chunks.append(bytes(part))
+        data = b"".join(chunks)
+        await self.write(path, data)
+        return UploadResult(path, len(data), digest.hexdigest(), len(chunks))
+
     @abc.abstractmethod
     async def list(self, prefix: str = "") -> list[ObjectInfo]:
         """Every object whose path starts with ``prefix``, sorted by path."""
@@ -90,6 +138,7 @@ class Store(abc.ABC):
 
     async def close(self) -> None:
         """Release connections. Safe to call twice."""
+        return None
 
     async def __aenter__(self) -> Store:
         return self

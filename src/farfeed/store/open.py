@@ -1,0 +1,133 @@
+"""`open_store`: turn a URL into the right `Store`, chosen from a scheme -> opener table."""
+
+from __future__ import annotations
+
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from farfeed.errors import ConfigError
+from farfeed.store._paths import redact_url
+from farfeed.store.base import Store
+from farfeed.store.local import LocalStore
+from farfeed.store.options import StoreOptions
+
+
+async def _open_local(url: str, options: StoreOptions) -> Store:
+    return LocalStore(url)
+
+
+async def _open_http(url: str, options: StoreOptions) -> Store:
+    """A farfeed gateway if ``GET /_farfeed/info`` says so, else a static HTTP server."""
+    from farfeed.store.gateway import GatewayStore, probe_gateway
+    from farfeed.store.http import HttpStore
+
+    info = await probe_gateway(url, options)
+    if info is not None:
+        return GatewayStore(url, options=options, info=info)
+    return HttpStore(url, options=options)
+
+
+async def _open_s3(url: str, options: StoreOptions) -> Store:
+    from farfeed.store.s3 import S3Store
+
+    return S3Store(url, options=options)
+
+
+Opener = Callable[[str, StoreOptions], Awaitable[Store]]
+
+#: URL scheme -> opener. "" is a plain local path.
+SCHEMES: dict[str, Opener] = {
+    "": _open_local,
+    "file": _open_local,
+    "http": _open_http,
+    "https": _open_http,
+    "s3": _open_s3,
+}
+
+
+class StoreOpening:
+    """What `open_store` returns: ``await`` it for the store, or use it with ``async with``
+    (the store is closed at the end of the block)."""
+
+    def __init__(self, url: str, options: StoreOptions, opener: Opener) -> None:
+        self._url, self._options, self._opener = url, options, opener
+        self._store: Store | None = None
+
+    def __await__(self) -> Generator[Any, None, Store]:
+        return self._opener(self._url, self._options).__await__()
+
+    async def __aenter__(self) -> Store:
+        self._store = await self._opener(self._url, self._options)
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+def open_store(
+    url: str,
+    *,
+    token: str | None = None,
+    ssl: _ssl.SSLContext | str | bool | None = None,
+    connections: int = 64,
+    s3_endpoint_url: str | None = None,
+    s3_access_key: str | None = None,
+    s3_secret_key: str | None = None,
+    s3_region: str | None = None,
+    timeout: float = 60.0,
+    part_size: int | None = None,
+    multipart_threshold: int | None = None,
+) -> StoreOpening:
+    """Open the store at ``url``: a local path / ``file://``, ``http(s)://`` (gateway or
+    static server, told apart by one ``GET /_farfeed/info``), or ``s3://BUCKET/PREFIX``.
+
+    Options are described on `StoreOptions`. No connection stays open after this returns:
+    sockets are made at first use, in the process using the store. Do not share one
+    store across ``fork``: open one per DataLoader worker.
+
+    >>> store = await open_store("http://storage:8470/imagenet", token="3f9c…")
+    >>> async with open_store("s3://bucket/imagenet", s3_endpoint_url="http://minio:9000") as store:
+    ...     size = await store.size("dataset.json")
+
+    Bad options and unknown schemes raise `ConfigError` here, before anything is awaited.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"store URL must be a non-empty string, got {url!r}")
+    extra: dict[str, int] = {}
+    if part_size is not None:
+        extra["part_size"] = part_size
+    if multipart_threshold is not None:
+        extra["multipart_threshold"] = multipart_threshold
+    options = StoreOptions(
+        token=token,
+        ssl=ssl,
+        connections=connections,
+        timeout=timeout,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_access_key=s3_access_key,
+        s3_secret_key=s3_secret_key,
+        s3_region=s3_region,
+        **extra,
+    )
+    scheme = _scheme(url)
+    opener = SCHEMES.get(scheme)
+    if opener is None:
+        known = ", ".join(f"{s}://" for s in SCHEMES if s) + ", or a local path"
+        raise ConfigError(f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; known: {known}")
+    return StoreOpening(url, options, opener)
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower-cased; "" for plain paths (including Windows-less oddities)."""
+    if "://" not in url and not url.startswith("file:"):
+        return ""
+    return urlsplit(url).scheme.lower()
