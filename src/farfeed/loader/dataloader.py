@@ -1,0 +1,99 @@
+"""`farfeed.loader.DataLoader`: a torch DataLoader that knows how far the training loop got.
+
+DataLoader workers hold copies of the Dataset, so the main process's Dataset cannot
+see what was consumed. This thin subclass counts the batches it hands out; since
+workers take whole batches in turn (the sampler's rule 5), the position is exactly
+``batches x batch_size`` samples of this rank, whatever ``num_workers`` is, and
+`state_dict` / `load_state_dict` resume mid-epoch like torchdata's StatefulDataLoader.
+
+    loader = DataLoader(ds, batch_size=256, num_workers=8)
+    ...
+    torch.save({"loader": loader.state_dict(), ...}, path)
+    loader.load_state_dict(torch.load(path)["loader"])   # any num_workers
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch.utils.data
+
+from farfeed.errors import ConfigError
+from farfeed.loader.dataset import Dataset
+
+_REFUSED = {
+    "shuffle": "the Dataset shuffles (seed=, shuffle=)",
+    "sampler": "the Dataset samples and splits by rank and worker itself",
+    "batch_sampler": "the Dataset samples and splits by rank and worker itself",
+}
+
+
+class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
+    """A torch DataLoader over a `farfeed.Dataset` with `state_dict` / `load_state_dict`.
+
+    Sets ``dataset.batch_size`` to ``batch_size`` (the per-worker split needs it).
+    Other keyword arguments go to torch's DataLoader; ``persistent_workers`` and
+    ``in_order=False`` are refused (a kept worker would not see `set_epoch`, and
+    out-of-order batches would break the position count).
+    """
+
+    def __init__(self, dataset: Dataset, *, batch_size: int = 1, num_workers: int = 0, **kwargs: Any) -> None:
+        if not isinstance(dataset, Dataset):
+            raise ConfigError(f"farfeed.loader.DataLoader needs a farfeed.Dataset, got {type(dataset).__name__}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        for name, why in _REFUSED.items():
+            if kwargs.get(name) not in (None, False):
+                raise ConfigError(f"{name}={kwargs[name]!r} is not allowed: {why}")
+        if kwargs.get("persistent_workers"):
+            raise ConfigError("persistent_workers=True is not supported: workers must see set_epoch()")
+        if kwargs.get("in_order") is False:
+            raise ConfigError("in_order=False is not supported: positions count batches in order")
+        dataset.batch_size = batch_size
+        dataset._loader_owned = True
+        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, **kwargs)
+        self._ds = dataset
+        self._consumed = 0
+        self._epoch = dataset.epoch
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        ds = self._ds
+        base = ds._start
+        self._epoch, self._consumed = ds.epoch, base
+        ds._shared.reset()
+        inner = super().__iter__()  # worker processes start here, with the resume point
+        ds._start = 0  # used once
+        return self._count(inner, base)
+
+    def _count(self, inner: Iterator[Any], base: int) -> Iterator[Any]:
+        ds = self._ds
+        batches = 0
+        bar = None
+        if ds.progress:
+            from farfeed.loader.progress import EpochProgress
+
+            remaining = ds.sampler.rank_length(ds.world.world_size, base)
+            bar = EpochProgress(-(-remaining // self._ds.batch_size), ds.stats, unit="batches").__enter__()
+        try:
+            for batch in inner:
+                batches += 1
+                delivered = batches * ds.batch_size
+                self._consumed = ds.sampler.consumed_after(ds.world.world_size, base, delivered)
+                if bar is not None:
+                    bar.advance()
+                yield batch
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Exact position: the next batch after a resume is the one this loop would get next."""
+        state = self._ds._state(self._consumed)
+        state["epoch"] = self._epoch
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from `state_dict` (same or another num_workers or world size)."""
+        self._ds.load_state_dict(state)
+        self._epoch, self._consumed = self._ds.epoch, self._ds._start

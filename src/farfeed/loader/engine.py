@@ -1,0 +1,284 @@
+"""The fetch engine: an asyncio loop in a background thread of each worker process.
+
+It takes requests from the planner while bytes in flight + bytes buffered stay under
+the flow-control window, reads them (a gateway batch-get, or concurrent range GETs),
+retries with backoff and jitter, fails over to replicas, verifies every sample's
+checksum (re-fetching a corrupted one, never delivering it) and puts the result in a
+bounded reorder buffer; the consumer takes requests out in plan order. A background
+exception is re-raised in the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from farfeed.errors import IntegrityError, StoreError, TransientError
+from farfeed.loader.flow import Window
+from farfeed.loader.planner import Planner, Request
+from farfeed.loader.replicas import Replicas, backoff
+from farfeed.loader.stats import WorkerStats
+from farfeed.store.base import ByteRange
+
+MAX_TASKS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """How to reach the data: URLs (primary first, then replicas) and fetch settings.
+
+    >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"))
+    """
+
+    urls: tuple[str, ...]
+    token: str | None = None
+    store_options: dict[str, Any] = field(default_factory=dict)
+    memory_budget: int = 512 * 2**20
+    retries: int = 8
+    verify: bool = True
+    timeout: float = 60.0  # seconds with no progress on a request before it is retried
+
+
+class FetchEngine:
+    """Fetches a planner's requests ahead of the consumer; `get` returns them in order."""
+
+    def __init__(
+        self,
+        planner: Planner,
+        *,
+        config: FetchConfig,
+        window: Window,
+        check: Callable[[int, bytes], bool],
+        describe: Callable[[int], str],
+        stats: WorkerStats,
+    ) -> None:
+        self._planner = planner
+        self._config = config
+        self._window = window
+        self._check = check
+        self._describe = describe
+        self._stats = stats
+        self._cond = threading.Condition()
+        self._ready: dict[int, tuple[Request, list[bytes]]] = {}
+        self._error: BaseException | None = None
+        self._finished = False
+        self._next = 0
+        self._buffered = 0
+        self._inflight = 0
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._thread_main, name="farfeed-fetch", daemon=True)
+        self._t0 = time.monotonic()
+
+    # -- consumer side -------------------------------------------------------------------
+
+    def start(self) -> FetchEngine:
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def get(self) -> tuple[Request, list[bytes]] | None:
+        """The next request's verified samples, in plan order; None when all were delivered."""
+        with self._cond:
+            if self._next not in self._ready and self._error is None and not self._finished:
+                t0 = time.monotonic()
+                if self._inflight + self._buffered >= self._window.target and not self._planner.done:
+                    self._call_soon(self._window.on_limited_stall)
+                while self._next not in self._ready and self._error is None and not self._finished:
+                    self._cond.wait(0.5)
+                self._stats.add("stall_s", time.monotonic() - t0)
+            if self._error is not None:
+                raise self._error
+            item = self._ready.pop(self._next, None)
+            if item is None:
+                return None
+            self._next += 1
+            self._buffered -= item[0].nbytes
+        self._window.on_consumed(item[0].nbytes)
+        self._call_soon(None)
+        return item
+
+    def close(self) -> None:
+        """Stop background work and wait for the thread (connections are closed there)."""
+        self._stop.set()
+        self._call_soon(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _call_soon(self, fn: Callable[[], None] | None) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+
+        def run() -> None:
+            if fn is not None:
+                fn()
+            wake.set()
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # loop already closed
+            pass
+
+    # -- background side -----------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop is optional
+            loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._main(loop))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            self._fail(exc)
+        finally:
+            loop.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._cond.notify_all()
+        self._stop.set()
+
+    async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._wake = wake = asyncio.Event()
+        self._loop = loop
+        cfg = self._config
+        replicas = Replicas(cfg.urls, token=cfg.token, options=cfg.store_options)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                self._fail(task.exception())  # type: ignore[arg-type]
+            wake.set()
+
+        try:
+            while not self._stop.is_set():
+                target = self._window.update()
+                while (
+                    len(tasks) < MAX_TASKS
+                    and not self._planner.done
+                    and self._inflight + self._buffered < target
+                ):
+                    req = self._planner.take(self._window.request_bytes())
+                    assert req is not None
+                    self._inflight += req.nbytes
+                    task = loop.create_task(self._fetch(req, replicas))
+                    tasks.add(task)
+                    task.add_done_callback(done)
+                self._publish(target)
+                if self._planner.done and not tasks:
+                    with self._cond:
+                        self._finished = True
+                        self._cond.notify_all()
+                    break
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.25)
+                except asyncio.TimeoutError:
+                    pass
+                wake.clear()
+        finally:
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await replicas.close()
+
+    def _publish(self, target: int) -> None:
+        s = self._stats
+        s.set("bytes_in_flight", self._inflight)
+        s.set("bytes_buffered", self._buffered)
+        s.set("window_bytes", target)
+        s.set("rtt_s", self._window.rtt)
+
+    async def _fetch(self, req: Request, replicas: Replicas) -> None:
+        blobs = await self._read(req.ranges, replicas, lambda: self._describe_request(req))
+        samples = req.cut(blobs)
+        if self._config.verify:
+            for k, i in enumerate(req.ids.tolist()):
+                if not self._check(i, samples[k]):
+                    samples[k] = await self._refetch(i, req.spans[k], replicas)
+        with self._cond:
+            self._ready[req.seq] = (req, samples)
+            self._inflight -= req.nbytes
+            self._buffered += req.nbytes
+            self._cond.notify_all()
+        self._window.on_arrival()
+        self._stats.add("requests")
+        if req.seq == 0:
+            self._stats.set("first_batch_s", time.monotonic() - self._t0)
+
+    async def _refetch(self, i: int, span: ByteRange, replicas: Replicas) -> bytes:
+        """Fetch one sample again until its checksum holds; never deliver bad bytes."""
+        for attempt in range(1, self._config.retries + 2):
+            self._stats.add("refetches")
+            await asyncio.sleep(backoff(attempt))
+            [blob] = await self._read([span], replicas, lambda: self._describe(i))
+            if self._check(i, blob):
+                return blob
+        raise IntegrityError(
+            f"{self._describe(i)} from {replicas.active_url}: checksum mismatch on "
+            f"{self._config.retries + 2} fetches in a row"
+        )
+
+    async def _read(
+        self, ranges: Sequence[ByteRange], replicas: Replicas, what: Callable[[], str]
+    ) -> list[bytes]:
+        """Read ``ranges``, keeping what arrived across retries and replicas."""
+        got: list[bytes | None] = [None] * len(ranges)
+        attempt = 0
+        while True:
+            idx = None
+            try:
+                idx, store = await replicas.store()
+                await self._read_once(store, ranges, got)
+                replicas.succeeded(idx)
+                return [b for b in got if b is not None]
+            except (TransientError, asyncio.TimeoutError) as exc:
+                attempt += 1
+                self._stats.add("retries")
+                if idx is not None and replicas.failed(idx):
+                    self._stats.add("failovers")
+                if attempt > self._config.retries:
+                    url = replicas.urls[idx] if idx is not None else replicas.active_url
+                    cause = str(exc) or type(exc).__name__
+                    raise TransientError(
+                        f"{what()}: gave up after {attempt} attempts, last cause: {cause}", url=url
+                    ) from exc
+                await asyncio.sleep(backoff(attempt))
+            except StoreError as exc:  # not found, access denied, bad request: not retried
+                raise type(exc)(f"{what()}: {exc}") from exc
+
+    async def _read_once(self, store: Any, ranges: Sequence[ByteRange], got: list[bytes | None]) -> None:
+        todo = [k for k, b in enumerate(got) if b is None]
+        sent = time.monotonic()
+        agen = store.iter_many([ranges[k] for k in todo]).__aiter__()
+        try:
+            for n, k in enumerate(todo):
+                try:
+                    blob = await asyncio.wait_for(agen.__anext__(), self._config.timeout)
+                except StopAsyncIteration:
+                    raise TransientError(f"response ended after {n} of {len(todo)} ranges") from None
+                if n == 0:
+                    self._window.on_first_byte(time.monotonic() - sent)
+                if len(blob) != ranges[k].length:
+                    raise TransientError(
+                        f"short read: {len(blob)} of {ranges[k].length} bytes of {ranges[k].path!r}"
+                    )
+                got[k] = blob
+                self._stats.add("wire_bytes", len(blob))
+        finally:
+            await agen.aclose()
+
+    def _describe_request(self, req: Request) -> str:
+        head = ", ".join(self._describe(int(i)) for i in req.ids[:3])
+        more = f" and {len(req.ids) - 3} more" if len(req.ids) > 3 else ""
+        return f"reading {head}{more}"

@@ -1,0 +1,84 @@
+"""One worker's pipeline: planner -> fetch engine (reorder, verify) -> decode -> consumer.
+
+Built by `Dataset.__iter__` in the process that consumes (a DataLoader worker, or the
+main process), so the event loop, its thread and every connection are created after
+fork, never shared across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from farfeed.loader.decode import decode_image_sample, image_transform
+from farfeed.loader.engine import FetchEngine
+from farfeed.loader.flow import MIN_REQUEST, Window
+from farfeed.loader.planner import Planner
+from farfeed.loader.world import World
+
+if TYPE_CHECKING:
+    from farfeed.loader.dataset import Dataset
+    from farfeed.loader.source import Source
+
+#: Coalescing gap for stores without batch-get: reading up to this many unused bytes
+#: between two samples of one shard is cheaper than another request.
+RANGE_GET_GAP = 64 * 1024
+
+
+def make_decoder(ds: Dataset) -> Callable[[int, bytes], Any]:
+    """The per-sample decode step chosen by ``ds.decode``."""
+    source = ds.source
+    if ds.decode == "raw":
+        return source.unpack
+    if ds.decode == "tokens":
+        return source.unpack  # a TokenSource unpacks to (input_ids, labels)
+    if ds.decode == "image":
+        transform = image_transform(ds.image_size, train=ds.train)
+        return lambda i, data: decode_image_sample(source.unpack(i, data), transform)
+    user = ds.decode
+    assert callable(user)
+    return lambda i, data: user(source.unpack(i, data))
+
+
+class Pipeline:
+    """Yields this worker's samples in order; stops its engine when done or abandoned."""
+
+    def __init__(self, ds: Dataset, ids: npt.NDArray[np.int64], *, world: World) -> None:
+        self._ds = ds
+        self._ids = ids
+        self._world = world
+
+    def __iter__(self) -> Iterator[Any]:
+        ds, world = self._ds, self._world
+        source: Source = ds.source
+        stats = ds._shared.worker(world.worker)
+        stats.start()
+        if len(self._ids) == 0:
+            return
+        budget = max(1, ds.fetch_config.memory_budget // world.num_workers)
+        first = min(budget // 4, max(MIN_REQUEST, ds.batch_size * source.mean_bytes))
+        window = Window(budget=budget, first_request=max(1, first))
+        planner = Planner(self._ids, source.span, gap=0 if source.native_batch else RANGE_GET_GAP)
+        decode = make_decoder(ds)
+        engine = FetchEngine(
+            planner,
+            config=ds.fetch_config,
+            window=window,
+            check=source.check,
+            describe=source.describe,
+            stats=stats,
+        ).start()
+        add = stats.add
+        try:
+            while (item := engine.get()) is not None:
+                req, samples = item
+                for i, data in zip(req.ids.tolist(), samples, strict=True):
+                    out = decode(i, data)
+                    add("samples")
+                    add("bytes", len(data))
+                    yield out
+        finally:
+            engine.close()

@@ -1,0 +1,143 @@
+"""The planner: walks the known sample order and groups the next samples into requests.
+
+A `Request` is a run of consecutive positions of one worker's stream. Its byte ranges
+are coalesced (same object, gap <= ``gap`` bytes) so that neighbours in one shard
+travel as one range: one frame of a gateway batch-get, or one range GET elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from farfeed.errors import ConfigError
+from farfeed.store.base import ByteRange
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Where one sample lies inside the coalesced ranges: range ``index``, ``start``, ``length``."""
+
+    index: int
+    start: int
+    length: int
+
+
+@dataclass(slots=True)
+class Request:
+    """Samples ``ids`` (stream positions ``first`` ...), their spans and the ranges to read."""
+
+    seq: int
+    first: int
+    ids: npt.NDArray[np.int64]
+    spans: list[ByteRange]
+    ranges: list[ByteRange] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the samples occupy (what the consumer will hold)."""
+        return sum(s.length for s in self.spans)
+
+    @property
+    def wire_bytes(self) -> int:
+        """Bytes the coalesced ranges carry over the link."""
+        return sum(r.length for r in self.ranges)
+
+    def cut(self, blobs: list[bytes]) -> list[bytes]:
+        """Each sample's bytes, in request order, from the coalesced ranges' bytes."""
+        out = []
+        for p in self.pieces:
+            blob = blobs[p.index]
+            if p.start == 0 and p.length == len(blob):
+                out.append(blob)
+            else:
+                out.append(bytes(memoryview(blob)[p.start : p.start + p.length]))
+        return out
+
+
+def coalesce(spans: list[ByteRange], *, gap: int) -> tuple[list[ByteRange], list[Piece]]:
+    """Merge spans of one object that are at most ``gap`` bytes apart (overlaps included)."""
+    order = sorted(range(len(spans)), key=lambda k: (spans[k].path, spans[k].offset))
+    ranges: list[ByteRange] = []
+    pieces: list[Piece | None] = [None] * len(spans)
+    cur_path, cur_start, cur_end = "", 0, -1
+    members: list[int] = []
+
+    def flush() -> None:
+        if members:
+            ranges.append(ByteRange(cur_path, cur_start, cur_end - cur_start))
+            for k in members:
+                pieces[k] = Piece(len(ranges) - 1, spans[k].offset - cur_start, spans[k].length)
+
+    for k in order:
+        s = spans[k]
+        if members and s.path == cur_path and s.offset <= cur_end + gap:
+            cur_end = max(cur_end, s.offset + s.length)
+            members.append(k)
+            continue
+        flush()
+        cur_path, cur_start, cur_end, members = s.path, s.offset, s.offset + s.length, [k]
+    flush()
+    return ranges, [p for p in pieces if p is not None]
+
+
+class Planner:
+    """Cuts a worker's stream of sample ids into requests, in order, on demand.
+
+    Stage contract: created at a position (``start``), `take` is next, `position` is
+    its state; it holds no resources, so shutdown is a no-op.
+    """
+
+    def __init__(
+        self,
+        ids: npt.NDArray[np.int64],
+        span: Callable[[int], ByteRange],
+        *,
+        gap: int = 0,
+        max_ranges: int = 4096,
+        start: int = 0,
+    ) -> None:
+        if gap < 0 or max_ranges < 1:
+            raise ConfigError(f"need gap >= 0 and max_ranges >= 1, got gap={gap!r} max_ranges={max_ranges!r}")
+        if not 0 <= start <= len(ids):
+            raise ConfigError(f"start must be within 0..{len(ids)}, got {start!r}")
+        self._ids = ids
+        self._span = span
+        self._gap = gap
+        self._max_ranges = max_ranges
+        self._pos = start
+        self._seq = 0
+
+    @property
+    def position(self) -> int:
+        """Next stream position not yet planned."""
+        return self._pos
+
+    @property
+    def done(self) -> bool:
+        """True once every position was planned."""
+        return self._pos >= len(self._ids)
+
+    def take(self, max_bytes: int, *, max_items: int | None = None) -> Request | None:
+        """The next request: at least one sample, then samples while under ``max_bytes``."""
+        if self.done:
+            return None
+        limit = self._max_ranges if max_items is None else max(1, min(max_items, self._max_ranges))
+        first = self._pos
+        spans: list[ByteRange] = []
+        total = 0
+        while self._pos < len(self._ids) and len(spans) < limit:
+            s = self._span(int(self._ids[self._pos]))
+            if spans and total + s.length > max_bytes:
+                break
+            spans.append(s)
+            total += s.length
+            self._pos += 1
+        ranges, pieces = coalesce(spans, gap=self._gap)
+        req = Request(self._seq, first, self._ids[first : self._pos], spans, ranges, pieces)
+        self._seq += 1
+        return req

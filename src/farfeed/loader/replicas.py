@@ -1,0 +1,76 @@
+"""Retry and failover: the primary URL and its replicas, and the backoff between tries.
+
+Stores are opened lazily inside the fetch engine's event loop (so after fork, one
+pool per worker). Two failures in a row on the active URL switch to the next one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from farfeed.errors import StoreError
+from farfeed.store.base import Store
+
+#: Consecutive failures on one URL before the next replica is tried.
+FAILOVER_AFTER = 2
+
+
+def backoff(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential, full jitter."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+class Replicas:
+    """The URLs one dataset is served at; hands out the active store and fails over."""
+
+    def __init__(
+        self, urls: Sequence[str], *, token: str | None, options: Mapping[str, Any]
+    ) -> None:
+        self.urls = tuple(urls)
+        self._token = token
+        self._options = dict(options)
+        self._stores: dict[int, Store] = {}
+        self._active = 0
+        self._failures = 0
+        self.failovers = 0
+
+    @property
+    def active_url(self) -> str:
+        return self.urls[self._active]
+
+    async def store(self) -> tuple[int, Store]:
+        """(index, store) of the active URL, opened on first use."""
+        from farfeed.store import open_store
+
+        idx = self._active
+        if idx not in self._stores:
+            self._stores[idx] = await open_store(self.urls[idx], token=self._token, **self._options)
+        return idx, self._stores[idx]
+
+    def failed(self, idx: int) -> bool:
+        """Note a failure at URL ``idx``; True when that switched to another replica."""
+        if idx != self._active:
+            return False
+        self._failures += 1
+        if self._failures >= FAILOVER_AFTER and len(self.urls) > 1:
+            self._active = (self._active + 1) % len(self.urls)
+            self._failures = 0
+            self.failovers += 1
+            return True
+        return False
+
+    def succeeded(self, idx: int) -> None:
+        if idx == self._active:
+            self._failures = 0
+
+    async def close(self) -> None:
+        """Close every opened store; errors while closing are not worth raising."""
+        stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            try:
+                await store.close()
+            except StoreError:
+                pass
