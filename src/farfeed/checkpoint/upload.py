@@ -1,0 +1,93 @@
+"""Send a snapshot to the store and commit it; then apply retention.
+
+Order of events, which is what makes a checkpoint atomic:
+1. un-commit a previous checkpoint of the same step (its manifest goes first);
+2. upload the tensor file in parallel parts (`Store.write_parts`: gateway chunked
+   upload, S3 multipart, local temp file + rename), each part hashed;
+3. check the stored size and xxh64 against what was hashed locally;
+4. write the manifest (one small atomic write): from here the checkpoint exists;
+5. delete checkpoints beyond the newest ``keep``, manifest first.
+A failure or a kill before step 4 leaves the previous checkpoint the latest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from farfeed.checkpoint.manifest import (
+    MANIFEST,
+    TENSORS,
+    CheckpointInfo,
+    DataFile,
+    Manifest,
+    step_dir,
+)
+from farfeed.checkpoint.plan import Transfer
+from farfeed.checkpoint.scan import scan_steps
+from farfeed.checkpoint.snapshot import Snapshot
+from farfeed.errors import CheckpointError
+from farfeed.store.base import Store
+
+log = logging.getLogger("farfeed.checkpoint")
+
+
+async def upload(
+    store: Store,
+    snap: Snapshot,
+    *,
+    step: int,
+    url: str,
+    transfer: Transfer,
+    keep: int | None,
+    config: Mapping[str, Any] | None,
+) -> CheckpointInfo:
+    """Upload ``snap`` as checkpoint ``step`` of the run at ``url`` and commit it."""
+    folder = step_dir(step)
+    data_path, manifest_path = f"{folder}/{TENSORS}", f"{folder}/{MANIFEST}"
+    await store.delete(manifest_path)  # re-saving a step: it stops being a checkpoint first
+    part_size = transfer.part_size(snap.size)
+    result = await store.write_parts(data_path, snap.parts(part_size), concurrency=transfer.connections)
+    if result.size != snap.size or result.xxh64 != snap.xxh64:
+        raise CheckpointError(
+            f"checkpoint step {step} at {url}: the store holds {result.size} bytes with xxh64 "
+            f"{result.xxh64}, but {snap.size} bytes with xxh64 {snap.xxh64} were sent; not committed"
+        )
+    manifest = Manifest(
+        step=step,
+        created=snap.created,
+        data=DataFile(TENSORS, snap.size, part_size, tuple(snap.part_hashes), snap.xxh64),
+        tensors=len(snap.tensors),
+        state=snap.tree,
+        config=dict(config) if config is not None else None,
+    )
+    raw = manifest.to_json()
+    await store.write(manifest_path, raw)
+    log.info("checkpoint step %d committed at %s (%d bytes)", step, url, snap.size)
+    if keep is not None:
+        await apply_retention(store, keep=keep, newest=step)
+    return CheckpointInfo(
+        url=f"{url.rstrip('/')}/{folder}",
+        step=step,
+        bytes=snap.size + len(raw),
+        created=snap.created,
+        config=manifest.config,
+        tensors=manifest.tensors,
+        xxh64=snap.xxh64,
+    )
+
+
+async def apply_retention(store: Store, *, keep: int, newest: int) -> list[int]:
+    """Delete committed checkpoints beyond the newest ``keep``, and leftovers of unfinished
+    uploads older than step ``newest``. Returns the steps deleted."""
+    steps = await scan_steps(store)
+    committed = sorted((s for s in steps.values() if s.committed), key=lambda s: s.step, reverse=True)
+    doomed = [s for s in committed[keep:]]
+    doomed += [s for s in steps.values() if not s.committed and s.step < newest]
+    for s in doomed:
+        for path in sorted(s.files, key=lambda p: not p.endswith(MANIFEST)):  # manifest first
+            await store.delete(path)
+    if doomed:
+        log.info("retention: deleted steps %s", sorted(s.step for s in doomed))
+    return sorted(s.step for s in doomed)
