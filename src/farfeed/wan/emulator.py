@@ -1,0 +1,325 @@
+"""`WanEmulator`: an asyncio TCP proxy that puts an emulated long link in front of a server.
+
+>>> emu = WanEmulator(upstream=("127.0.0.1", 8470), link=Link.from_preset("tokyo-fukuoka"))
+>>> await emu.start(); url = emu.url_for("http://127.0.0.1:8470/imagenet")
+>>> emu.update(rtt=0.030); emu.cut(mode="stall", duration=2.0); await emu.stop()
+
+Each accepted connection gets an upstream connection and two `Pipe`s (up, down); the
+pipes share the emulator's `LinkState` (settings, bandwidth clocks, stall).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal, cast
+
+from farfeed.errors import ConfigError
+from farfeed.wan.link import Link
+from farfeed.wan.pipe import LinkState, Pipe, abort_with_rst
+from farfeed.wan.stats import RateMeter, WanStats
+
+CutMode = Literal["reset", "stall"]
+#: Transport write buffer above which a destination counts as full (ACKs are held).
+WRITE_HIGH_WATER = 1 << 20
+#: How often the throughput meter samples the counters, seconds.
+METER_TICK = 0.25
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a proxied connection: what it reads goes to ``out``, ``into`` writes to it."""
+
+    def __init__(self, conn: _Connection, out: Pipe, into: Pipe, *, is_client: bool) -> None:
+        self.conn = conn
+        self.out = out
+        self.into = into
+        self.is_client = is_client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.out.src = transport
+        self.into.dst = transport
+        if self.is_client:
+            self.conn.emu._opened(self.conn)
+
+    def data_received(self, data: bytes) -> None:
+        self.out.feed(data)
+
+    def eof_received(self) -> bool:
+        self.out.feed_eof()
+        return True  # keep the other half open until our EOF is delivered
+
+    def pause_writing(self) -> None:
+        self.into.pause_sink()
+
+    def resume_writing(self) -> None:
+        self.into.resume_sink()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.side_lost(self, exc)
+
+
+class _Connection:
+    """A client connection, its upstream connection, and the two pipes between them."""
+
+    def __init__(self, emu: WanEmulator, loop: asyncio.AbstractEventLoop) -> None:
+        self.emu = emu
+        now = loop.time()
+        link = emu.state.link
+        rtt = link.rtt if link.handshake else 0.0
+        # Real TCP: the client's data leaves after SYN/SYN-ACK (1 RTT) and lands 1.5 RTT
+        # after connect(); the server's first bytes reach the client at 2 RTT.
+        self.up = Pipe(emu.state, emu.state.up, loop=loop, gate=now + 1.5 * rtt, on_eof_sent=self._eof_sent)
+        self.down = Pipe(emu.state, emu.state.down, loop=loop, gate=now + 2 * rtt, on_eof_sent=self._eof_sent)
+        self.client = _Side(self, out=self.up, into=self.down, is_client=True)
+        self.server = _Side(self, out=self.down, into=self.up, is_client=False)
+        self.lost = 0
+        self.finished = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def connect_upstream(self) -> None:
+        """Open the upstream connection; until then the client is not read."""
+        host, port = self.emu.upstream
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: self.server, host, port)
+        except OSError:
+            self.emu.failed_connections += 1
+            self.abort()
+            return
+        if self.finished:
+            self.abort()
+            return
+        self.up.retime()
+        assert self.client.transport is not None
+        if not self.up.reading_paused:
+            self.client.transport.resume_reading()
+
+    def _eof_sent(self) -> None:
+        if self.up.eof_queued and self.down.eof_queued and not self.up.queue and not self.down.queue:
+            for side in (self.client, self.server):
+                if side.transport is not None:
+                    side.transport.close()
+
+    def side_lost(self, side: _Side, exc: Exception | None) -> None:
+        """One socket closed: a reset travels to the other side; both gone ends the connection."""
+        self.lost += 1
+        if exc is not None and not self.finished:
+            side.into.close()
+            side.out.send_reset()
+        other = self.server if side is self.client else self.client
+        if self.lost == 2 or other.transport is None:
+            self._finish()
+
+    def abort(self) -> None:
+        """Reset both sockets now (a link cut, or the upstream refused)."""
+        for side in (self.client, self.server):
+            if side.transport is not None:
+                abort_with_rst(side.transport)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.up.close()
+        self.down.close()
+        self.emu.connections.discard(self)
+
+
+class WanEmulator:
+    """A TCP proxy from ``listen`` to ``upstream`` that behaves like `Link` says."""
+
+    def __init__(
+        self,
+        *,
+        upstream: tuple[str, int],
+        link: Link,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
+        if not isinstance(link, Link):
+            raise ConfigError(f"link must be a farfeed.wan.Link, got {link!r}")
+        self.upstream = _check_address("upstream", upstream)
+        self.listen = _check_address("listen", listen)
+        self.state = LinkState(link)
+        self.connections: set[_Connection] = set()
+        self.total_connections = 0
+        self.failed_connections = 0
+        self.cuts = 0
+        self._refuse_until = 0.0
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._meter = RateMeter()
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    @property
+    def link(self) -> Link:
+        """The link as it is now."""
+        return self.state.link
+
+    async def start(self) -> None:
+        """Bind ``listen`` and start accepting."""
+        if self._server is not None:
+            raise ConfigError("this WanEmulator is already started")
+        self._loop = asyncio.get_running_loop()
+        host, port = self.listen
+        try:
+            self._server = await self._loop.create_server(self._accept, host, port, backlog=1024)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self._tick()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the emulator listens on (the real port when asked for port 0)."""
+        if self._server is None:
+            raise ConfigError("the WanEmulator is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    def url_for(self, base_url: str) -> str:
+        """``base_url`` with its host and port replaced by the emulator's."""
+        from farfeed.wan.runner import rewrite_url
+
+        return rewrite_url(base_url, self.address)
+
+    async def stop(self) -> None:
+        """Stop accepting, reset every open connection, cancel scheduled cuts."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._server is None:
+            return
+        self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        await asyncio.sleep(0)
+        await self._server.wait_closed()
+        self._server = None
+
+    def _accept(self) -> _Side:
+        loop = self._require_loop()
+        conn = _Connection(self, loop)
+        self.total_connections += 1
+        self.connections.add(conn)
+        return conn.client
+
+    def _opened(self, conn: _Connection) -> None:
+        """A client connected: hold its bytes until the upstream connection is open."""
+        transport = conn.client.transport
+        if transport is None or conn.finished:
+            return
+        if self._require_loop().time() < self._refuse_until:
+            self.failed_connections += 1
+            conn.abort()
+            return
+        transport.pause_reading()
+        conn.task = asyncio.ensure_future(conn.connect_upstream())
+
+    def update(self, **changes: Any) -> Link:
+        """Change link settings now (``update(rtt=0.03, bandwidth=None)``); returns the new link."""
+        self.set_link(self.state.link.with_(**changes))
+        return self.state.link
+
+    def set_link(self, link: Link) -> None:
+        """Replace the link: new settings apply to bytes read from now on."""
+        if not isinstance(link, Link):
+            raise ConfigError(f"link must be a farfeed.wan.Link, got {link!r}")
+        self.state.link = link
+        for conn in list(self.connections):
+            conn.up.retime()
+            conn.down.retime()
+
+    def cut(self, *, mode: CutMode = "reset", duration: float = 0.0) -> None:
+        """Cut the link now: ``reset`` every connection (and refuse new ones for
+        ``duration`` s), or ``stall`` it (nothing passes for ``duration`` s, then all resumes).
+        """
+        mode, duration = check_cut(mode, duration)
+        now = self._require_loop().time()
+        self.cuts += 1
+        if mode == "reset":
+            self._refuse_until = max(self._refuse_until, now + duration)
+            for conn in list(self.connections):
+                self.failed_connections += 1
+                conn.abort()
+        else:
+            self.state.stall_until = max(self.state.stall_until, now + duration)
+            for conn in list(self.connections):
+                conn.up.retime()
+                conn.down.retime()
+
+    def schedule_cut(
+        self, at: float, *, mode: CutMode = "reset", duration: float = 0.0, every: float | None = None
+    ) -> None:
+        """Cut the link ``at`` seconds from now (then every ``every`` seconds, if given)."""
+        mode, duration = check_cut(mode, duration)
+        if not isinstance(at, (int, float)) or at < 0:
+            raise ConfigError(f"cut time must be >= 0 seconds from now, got {at!r}")
+        if every is not None and (not isinstance(every, (int, float)) or every <= 0):
+            raise ConfigError(f"cut interval must be > 0 seconds, got {every!r}")
+        loop = self._require_loop()
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.cut(mode=mode, duration=duration)
+            if every is not None:
+                self.schedule_cut(every, mode=mode, duration=duration, every=every)
+
+        handle = loop.call_later(at, fire)
+        self._timers.add(handle)
+
+    def stats(self) -> WanStats:
+        """Counters now, with throughput over about the last second."""
+        state = self.state
+        up, down = state.up.bytes, state.down.bytes
+        now = time.monotonic()
+        rate_up, rate_down = self._meter.rates(now, up, down)
+        return WanStats(
+            bytes_up=up,
+            bytes_down=down,
+            open_connections=len(self.connections),
+            total_connections=self.total_connections,
+            failed_connections=self.failed_connections,
+            throughput_up=rate_up,
+            throughput_down=rate_down,
+            corrupted_bytes=state.up.corrupted + state.down.corrupted,
+            lost_chunks=state.up.lost_chunks + state.down.lost_chunks,
+            cuts=self.cuts,
+            cpu_seconds=time.process_time(),
+        )
+
+    def _tick(self) -> None:
+        if self._server is None:
+            return
+        self._meter.sample(time.monotonic(), self.state.up.bytes, self.state.down.bytes)
+        self._require_loop().call_later(METER_TICK, self._tick)
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise ConfigError("the WanEmulator is not started")
+        return self._loop
+
+
+def _check_address(name: str, address: object) -> tuple[str, int]:
+    if (
+        not isinstance(address, tuple)
+        or len(address) != 2
+        or not isinstance(address[0], str)
+        or isinstance(address[1], bool)
+        or not isinstance(address[1], int)
+        or not 0 <= address[1] <= 65535
+    ):
+        raise ConfigError(f"{name} must be a (host, port) tuple, got {address!r}")
+    return address[0], address[1]
+
+
+def check_cut(mode: object, duration: object) -> tuple[CutMode, float]:
+    """Validate a cut: mode "reset" or "stall", duration >= 0 seconds."""
+    if mode not in ("reset", "stall"):
+        raise ConfigError(f"cut mode must be 'reset' or 'stall', got {mode!r}")
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration < 0:
+        raise ConfigError(f"cut duration must be >= 0 seconds, got {duration!r}")
+    return mode, float(duration)  # type: ignore[return-value]

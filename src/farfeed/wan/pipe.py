@@ -1,0 +1,319 @@
+"""One direction of one emulated connection: window, bandwidth clock, delay, faults.
+
+A chunk read from the source is admitted while the connection's window has room,
+stamped with its departure on the direction's shared bandwidth clock, delivered to the
+destination one-way later (plus jitter, plus one RTT if a segment of it was "lost"),
+and its window credit comes back another one-way later (the ACK). Delivery times only
+move forward, so bytes never reorder. One timer per pipe for deliveries and one for
+ACKs, whatever the number of chunks in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Union
+
+from farfeed.wan.link import SEGMENT, Link
+
+#: Deliver a chunk this early rather than re-arm a timer for it (the loop's timers
+#: have about 1 ms resolution).
+EPS = 0.001
+#: Arm timers this early: they fire about half a tick late on average.
+LEAD = 0.0005
+#: Smallest and largest bandwidth-clock segment: a large read is split so one chunk's
+#: serialisation time never adds much to the RTT a window-limited stream sees.
+MIN_SEGMENT = 4096
+MAX_SEGMENT = 256 * 1024
+
+
+class Mark(enum.Enum):
+    """Markers that travel in a pipe's queue behind the data before them."""
+
+    EOF = "eof"
+    RESET = "reset"
+
+
+Chunk = Union[bytes, memoryview, Mark]
+
+
+class Direction:
+    """State shared by every connection in one direction: the bandwidth clock, counters."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.free_at = 0.0  # when the link finishes sending what it already accepted
+        self.bytes = 0  # delivered
+        self.corrupted = 0
+        self.lost_chunks = 0
+
+    def depart(self, now: float, nbytes: int, bandwidth: float | None) -> float:
+        """When ``nbytes`` read at ``now`` have left, after everything queued before them."""
+        if bandwidth is None:
+            return now
+        start = now if now > self.free_at else self.free_at
+        self.free_at = start + nbytes / bandwidth
+        return self.free_at
+
+
+class LinkState:
+    """The emulator's live settings as pipes see them (the link may change while running)."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.stall_until = 0.0  # nothing is delivered before this loop time
+        self.up = Direction("up")
+        self.down = Direction("down")
+        self.random = random.Random()
+        self._np_rng: Any = None
+
+    def corrupt(self, data: bytes | memoryview, rate: float, direction: Direction) -> bytes | memoryview:
+        """Flip bytes of ``data`` independently with probability ``rate`` (numpy, no per-byte Python)."""
+        import numpy as np
+
+        if self._np_rng is None:
+            self._np_rng = np.random.default_rng()
+        rng = self._np_rng
+        count = int(rng.binomial(len(data), rate))
+        if count == 0:
+            return data
+        positions = np.unique(rng.integers(0, len(data), count))
+        buf = bytearray(data)
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        arr[positions] ^= rng.integers(1, 256, len(positions), dtype=np.uint8)
+        direction.corrupted += len(positions)
+        return bytes(buf)
+
+
+class Pipe:
+    """Bytes from ``src`` to ``dst`` across the emulated link, in order."""
+
+    def __init__(
+        self,
+        state: LinkState,
+        direction: Direction,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        gate: float,
+        on_eof_sent: Callable[[], None],
+    ) -> None:
+        self.state = state
+        self.dir = direction
+        self.loop = loop
+        self.gate = gate  # earliest delivery (the handshake)
+        self.on_eof_sent = on_eof_sent
+        self.src: asyncio.Transport | None = None
+        self.dst: asyncio.Transport | None = None
+        self.inflight = 0
+        self.backlog: deque[bytes | memoryview] = deque()
+        self.queue: deque[tuple[float, Chunk]] = deque()
+        self.acks: deque[tuple[float, int]] = deque()
+        self.last_deliver = 0.0
+        self.deliver_timer: asyncio.TimerHandle | None = None
+        self.ack_timer: asyncio.TimerHandle | None = None
+        self.reading_paused = False
+        self.sink_paused = False
+        self.eof_in = False
+        self.eof_queued = False
+        self.closed = False
+
+    # -- input side ---------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Bytes read from the source."""
+        if self.closed:
+            return
+        self.backlog.append(data)
+        self.pump()
+
+    def feed_eof(self) -> None:
+        """The source half-closed: send EOF after everything before it."""
+        self.eof_in = True
+        self.pump()
+
+    def send_reset(self) -> None:
+        """The source reset: abort the destination after the bytes already in flight."""
+        self.backlog.clear()
+        self.eof_queued = True
+        self._enqueue(self.loop.time() + self.state.link.one_way, Mark.RESET)
+
+    def pump(self) -> None:
+        """Admit backlog while the window has room; pause or resume reading to match."""
+        window = self.state.link.window
+        backlog = self.backlog
+        while backlog and self.inflight < window:
+            room = window - self.inflight
+            head = backlog[0]
+            if len(head) <= room:
+                backlog.popleft()
+            else:
+                view = memoryview(head)
+                head, backlog[0] = view[:room], view[room:]
+            self._admit(head)
+        if self.eof_in and not backlog and not self.eof_queued:
+            self.eof_queued = True
+            self._enqueue(self.loop.time() + self.state.link.one_way, Mark.EOF)
+        src = self.src
+        if src is None or self.closed:
+            return
+        if backlog and not self.reading_paused:
+            self.reading_paused = True
+            src.pause_reading()
+        elif not backlog and self.reading_paused:
+            self.reading_paused = False
+            src.resume_reading()
+
+    def _admit(self, data: bytes | memoryview) -> None:
+        state = self.state
+        link = state.link
+        now = self.loop.time()
+        size = len(data)
+        self.inflight += size
+        if link.corrupt_rate:
+            data = state.corrupt(data, link.corrupt_rate, self.dir)
+        bandwidth = link.bandwidth
+        if bandwidth is None:
+            self._schedule(now, data, link)
+            return
+        segment = min(MAX_SEGMENT, max(MIN_SEGMENT, link.window // 32))
+        if size <= segment:
+            self._schedule(self.dir.depart(now, size, bandwidth), data, link)
+            return
+        view = memoryview(data)
+        for offset in range(0, size, segment):
+            piece = view[offset : offset + segment]
+            self._schedule(self.dir.depart(now, len(piece), bandwidth), piece, link)
+
+    def _schedule(self, departs: float, data: bytes | memoryview, link: Link) -> None:
+        deliver = departs + link.one_way
+        rand = self.state.random
+        if link.jitter:
+            deliver += rand.random() * link.jitter
+        if link.loss:
+            segments = -(-len(data) // SEGMENT)
+            if rand.random() < 1.0 - (1.0 - link.loss) ** segments:
+                deliver += link.rtt
+                self.dir.lost_chunks += 1
+        self._enqueue(deliver, data)
+
+    def _enqueue(self, deliver: float, chunk: Chunk) -> None:
+        if deliver < self.last_deliver:
+            deliver = self.last_deliver  # never overtake: bytes stay in order
+        if deliver < self.gate:
+            deliver = self.gate
+        self.last_deliver = deliver
+        self.queue.append((deliver, chunk))
+        if self.deliver_timer is None and self.dst is not None:
+            self.deliver_timer = self.loop.call_at(deliver - LEAD, self.flush)
+
+    # -- output side --------------------------------------------------------------
+    def flush(self) -> None:
+        """Write every chunk that is due; queue its ACK; re-arm for the next one."""
+        self.deliver_timer = None
+        dst = self.dst
+        if self.closed or dst is None:
+            return
+        now = self.loop.time()
+        stall = self.state.stall_until
+        if stall > now + EPS:
+            self.deliver_timer = self.loop.call_at(stall - LEAD, self.flush)
+            return
+        one_way = self.state.link.one_way
+        queue = self.queue
+        acks = self.acks
+        out: list[bytes | memoryview] = []
+        total = 0
+        mark: Mark | None = None
+        limit = now + EPS
+        while queue and queue[0][0] <= limit:
+            when, chunk = queue.popleft()
+            if isinstance(chunk, Mark):
+                mark = chunk
+                break
+            out.append(chunk)
+            size = len(chunk)
+            total += size
+            acks.append(((when if when >= stall else stall) + one_way, size))
+        if out and not dst.is_closing():
+            dst.writelines(out)
+        self.dir.bytes += total
+        if mark is Mark.EOF:
+            if not dst.is_closing() and dst.can_write_eof():
+                dst.write_eof()
+            self.on_eof_sent()
+        elif mark is Mark.RESET:
+            abort_with_rst(dst)
+        if queue and self.deliver_timer is None and not self.closed:
+            self.deliver_timer = self.loop.call_at(queue[0][0] - LEAD, self.flush)
+        self._arm_acks()
+
+    def _arm_acks(self) -> None:
+        if self.ack_timer is None and self.acks and not self.sink_paused and not self.closed:
+            self.ack_timer = self.loop.call_at(self.acks[0][0] - LEAD, self.on_acks)
+
+    def on_acks(self) -> None:
+        """ACKs came back: return window credit and read more."""
+        self.ack_timer = None
+        if self.sink_paused or self.closed:
+            return
+        limit = self.loop.time() + EPS
+        acks = self.acks
+        freed = 0
+        while acks and acks[0][0] <= limit:
+            freed += acks.popleft()[1]
+        self.inflight -= freed
+        if freed:
+            self.pump()
+        self._arm_acks()
+
+    def pause_sink(self) -> None:
+        """The destination's buffer is full: hold ACKs (the receiver's window is shut)."""
+        self.sink_paused = True
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+
+    def resume_sink(self) -> None:
+        """The destination drained: ACKs flow again."""
+        self.sink_paused = False
+        self._arm_acks()
+
+    def retime(self) -> None:
+        """Settings changed (window, stall): re-admit and re-arm the delivery timer."""
+        if self.closed:
+            return
+        self.pump()
+        if self.deliver_timer is not None:
+            self.deliver_timer.cancel()
+            self.deliver_timer = None
+        if self.queue and self.dst is not None:
+            self.deliver_timer = self.loop.call_at(self.queue[0][0] - LEAD, self.flush)
+
+    def close(self) -> None:
+        """Drop everything in flight and stop the timers."""
+        self.closed = True
+        for timer in (self.deliver_timer, self.ack_timer):
+            if timer is not None:
+                timer.cancel()
+        self.deliver_timer = self.ack_timer = None
+        self.backlog.clear()
+        self.queue.clear()
+        self.acks.clear()
+
+
+def abort_with_rst(transport: asyncio.Transport) -> None:
+    """Close ``transport`` so the peer sees a connection reset (SO_LINGER 0), not a FIN."""
+    import socket
+    import struct
+
+    if transport.is_closing():
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
