@@ -190,7 +190,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         for key in ("num_samples", "seed", "shuffle", "uneven", "split"):
             if state.get(key) != mine[key]:
                 raise ConfigError(
-                    f"state was saved with {key}={state.get(key)!r} but this Dataset has {mine[key]!r}"
+                    f"state was saved with {key}={state.get(key)!r} but this Dataset has {key}={mine[key]!r}"
                 )
         consumed = state.get("consumed")
         if not isinstance(consumed, int) or not 0 <= consumed <= self.sampler.num_samples:

@@ -30,13 +30,16 @@ def image_transform(image_size: int, *, train: bool) -> Callable[[Any], Any]:
         ]
     else:
         geometry = [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
-    return v2.Compose([*geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    return v2.Compose(
+        [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+    )
 
 
 def decode_image_sample(sample: dict[str, Any], transform: Callable[[Any], Any]) -> tuple[Any, int]:
     """One raw sample dict -> (transformed CHW float tensor, int label)."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_image
+    import io
+
+    from PIL import Image, UnidentifiedImageError
 
     key = next((k for k in IMAGE_KEYS if k in sample), None)
     if key is None:
@@ -44,10 +47,10 @@ def decode_image_sample(sample: dict[str, Any], transform: Callable[[Any], Any])
             f"sample {sample.get('__key__')!r} has no image member (looked for {IMAGE_KEYS}); "
             f"it has {sorted(k for k in sample if not k.startswith('__'))}"
         )
-    data = torch.frombuffer(bytearray(sample[key]), dtype=torch.uint8)
     try:
-        image = decode_image(data, mode=ImageReadMode.RGB)
-    except RuntimeError as exc:
+        with Image.open(io.BytesIO(sample[key])) as opened:
+            image = opened.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
         raise FormatError(f"sample {sample.get('__key__')!r}: cannot decode {key!r}: {exc}") from exc
     return transform(image), sample_label(sample)
 

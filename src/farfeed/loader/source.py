@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from farfeed.errors import ConfigError, FormatError, StoreError, TransientError
+from farfeed.errors import ConfigError, FormatError, IntegrityError, StoreError, TransientError
 from farfeed.loader.engine import FetchConfig
 from farfeed.loader.replicas import backoff
 from farfeed.store.base import ByteRange
@@ -29,7 +29,7 @@ class Source(Protocol):
     """The loader's view of one split of a dataset."""
 
     ids: npt.NDArray[np.int64]
-    native_batch: bool  # the store serves many ranges per round trip (gateway batch-get)
+    native_batch: bool  # many ranges cost one round trip (gateway batch-get, local disk)
     mean_bytes: int  # average bytes of one sample (sizes the first request)
 
     def span(self, i: int) -> ByteRange: ...
@@ -60,15 +60,18 @@ class SampleSource:
         return ByteRange(shard, int(offset), int(size))
 
     def check(self, i: int, data: bytes) -> bool:
-        return bool(self.index.verify(i, data))
+        try:
+            self.index.verify(i, data)
+        except IntegrityError:
+            return False
+        return True
 
     def unpack(self, i: int, data: bytes) -> Any:
         return self.index.unpack(i, data, verify=False)
 
     def describe(self, i: int) -> str:
         shard, offset, size = self.index.span(i)
-        key = self.index.key[i] if hasattr(self.index, "key") else i
-        return f"sample {i} (key {key!s}, {shard} @{offset}+{size})"
+        return f"sample {self.index.key_of(i)!r} (id {i}, {shard} bytes {offset}+{size})"
 
 
 def open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool) -> Source:
@@ -77,8 +80,8 @@ def open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens:
 
 
 async def _open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool) -> Source:
-    from farfeed.format import read_index  # type: ignore[attr-defined,unused-ignore]
-    from farfeed.store import open_store
+    from farfeed.format.load import read_index
+    from farfeed.store import LocalStore, open_store
 
     last: StoreError | None = None
     for attempt in range(config.retries + 1):
@@ -87,18 +90,22 @@ async def _open_source(config: FetchConfig, *, split: str, seq_len: int | None, 
             store = await open_store(url, token=config.token, **config.store_options)
             try:
                 index = await read_index(store)
-                native = bool(store.native_batch)
+                # Coalescing across gaps pays where a request costs a round trip (HTTP, S3).
+                native = bool(store.native_batch) or isinstance(store, LocalStore)
             finally:
                 await store.close()
         except TransientError as exc:
             last = exc
             await asyncio.sleep(backoff(attempt + 1))
             continue
+        kind = index.meta.kind
+        if tokens != (kind == "tokens"):
+            want = 'decode="tokens"' if kind == "tokens" else 'decode="raw", "image" or a callable'
+            raise ConfigError(f"{url!r} is a dataset of kind {kind!r}: use {want}")
         if tokens:
             from farfeed.loader.tokens import TokenSource
 
-            if seq_len is None:
-                raise ConfigError("token datasets need seq_len")
+            assert seq_len is not None
             return TokenSource(index, split=split, seq_len=seq_len, url=url, native_batch=native)
         return SampleSource(index, split=split, url=url, native_batch=native)
     assert last is not None

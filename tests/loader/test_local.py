@@ -1,0 +1,89 @@
+"""The Dataset over a local dataset folder: order, exactly-once, decoders, state, stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from loader_helpers import assert_exactly_once, keys
+
+import farfeed
+from farfeed.errors import ConfigError
+from farfeed.format.sample_index import SampleIndex
+from farfeed.loader import DataLoader, Dataset
+
+
+def test_raw_epoch_is_every_sample_once_in_the_seeded_order(image_dataset: Path) -> None:
+    ds = farfeed.Dataset(str(image_dataset), seed=3)
+    got = list(ds)
+    assert_exactly_once(keys(got), image_dataset)
+    index = SampleIndex.load(image_dataset)
+    expected = ds.sampler.epoch_order(0)
+    assert [s["__index__"] for s in got] == expected.tolist()
+    first = got[0]
+    shard, offset, size = index.span(first["__index__"])
+    raw = (image_dataset / shard).read_bytes()[offset : offset + size]
+    assert first == index.unpack(first["__index__"], raw)
+    assert len(ds) == 120
+    ds.set_epoch(1)
+    assert keys(ds) != keys(got)  # another permutation next epoch
+
+
+def test_image_decode_yields_normalised_tensors_and_labels(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset), split="val", decode="image", image_size=16, train=False, shuffle=False)
+    items = list(ds)
+    assert len(items) == 24
+    image, label = items[0]
+    assert image.shape == (3, 16, 16) and image.dtype == torch.float32
+    assert -3 < float(image.mean()) < 3
+    index = SampleIndex.load(image_dataset)
+    assert [lab for _, lab in items] == [int(index.label[i]) for i in index.ids("val")]
+
+
+def test_dataloader_batches_and_state_resume_across_worker_counts(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset), seed=1, rank=0, world_size=1)
+    full = [k for batch in DataLoader(ds, batch_size=8, num_workers=2) for k in batch["__key__"]]
+    assert_exactly_once(full, image_dataset)
+    for stop, workers in ((3, 0), (7, 2)):
+        ds = Dataset(str(image_dataset), seed=1)
+        loader = DataLoader(ds, batch_size=8, num_workers=workers)
+        it = iter(loader)
+        seen = [k for _ in range(stop) for k in next(it)["__key__"]]
+        state = loader.state_dict()
+        del it
+        assert state["consumed"] == stop * 8
+        ds2 = Dataset(str(image_dataset), seed=1)
+        loader2 = DataLoader(ds2, batch_size=8, num_workers=3 - min(workers, 1))
+        loader2.load_state_dict(state)
+        rest = [k for batch in loader2 for k in batch["__key__"]]
+        assert seen + rest == full
+
+
+def test_bad_options_are_refused_up_front(image_dataset: Path) -> None:
+    with pytest.raises(ConfigError, match="'jpeg'"):
+        Dataset(str(image_dataset), decode="jpeg")
+    with pytest.raises(ConfigError, match="seq_len"):
+        Dataset(str(image_dataset), decode="tokens")
+    with pytest.raises(ConfigError, match="kind 'images'"):
+        Dataset(str(image_dataset), decode="tokens", seq_len=8)
+    with pytest.raises(ConfigError, match="'nope'"):
+        Dataset(str(image_dataset), split="nope")
+    ds = Dataset(str(image_dataset))
+    with pytest.raises(ConfigError, match="persistent_workers"):
+        DataLoader(ds, batch_size=4, num_workers=1, persistent_workers=True)
+    with pytest.raises(ConfigError, match="seed=9"):
+        state = ds.state_dict()
+        Dataset(str(image_dataset), seed=9).load_state_dict(state)
+
+
+def test_stats_count_what_was_delivered(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset))
+    for _ in ds:
+        pass
+    stats = ds.stats()
+    assert stats["samples"] == 120
+    assert stats["bytes"] == stats["wire_bytes"] > 0
+    assert stats["retries"] == 0 and stats["samples_per_s"] > 0
+    for key in ("rtt_s", "bytes_in_flight", "stall_s", "bytes_per_s"):
+        assert key in stats

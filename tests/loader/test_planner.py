@@ -1,0 +1,76 @@
+"""The planner: requests in order, sized as asked, neighbours coalesced, pieces cut right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farfeed.errors import ConfigError
+from farfeed.loader.flow import MAX_REQUEST, MIN_REQUEST, Window
+from farfeed.loader.planner import Planner, coalesce
+from farfeed.store.base import ByteRange
+
+OBJECTS = {"a": bytes(range(256)) * 4, "b": bytes(reversed(range(256))) * 4}
+SPANS = {
+    0: ByteRange("a", 0, 10),
+    1: ByteRange("a", 10, 20),  # adjacent to 0
+    2: ByteRange("b", 100, 5),
+    3: ByteRange("a", 40, 8),  # 10 bytes after 1
+    4: ByteRange("a", 5, 10),  # overlaps 0 and 1
+    5: ByteRange("b", 900, 50),
+}
+
+
+def read(r: ByteRange) -> bytes:
+    return OBJECTS[r.path][r.offset : r.offset + r.length]
+
+
+@pytest.mark.parametrize("gap,expected_ranges", [(0, 4), (10, 3), (10_000, 2)])
+def test_coalesce_merges_neighbours_and_cuts_each_sample_back(gap: int, expected_ranges: int) -> None:
+    spans = list(SPANS.values())
+    ranges, pieces = coalesce(spans, gap=gap)
+    assert len(ranges) == expected_ranges
+    blobs = [read(r) for r in ranges]
+    from farfeed.loader.planner import Request
+
+    req = Request(0, 0, np.arange(len(spans)), spans, ranges, pieces)
+    assert req.cut(blobs) == [read(s) for s in spans]
+    assert req.nbytes == sum(s.length for s in spans)
+
+
+def test_take_walks_in_order_with_at_least_one_sample_per_request() -> None:
+    ids = np.array([5, 0, 3, 1, 2, 4], dtype=np.int64)
+    planner = Planner(ids, SPANS.__getitem__, gap=0, start=1)
+    first = planner.take(25)
+    assert first is not None and first.ids.tolist() == [0, 3] and first.first == 1
+    second = planner.take(1)  # smaller than one sample: still one
+    assert second is not None and second.ids.tolist() == [1] and second.seq == 1
+    rest = planner.take(10**9, max_items=2)
+    assert rest is not None and rest.ids.tolist() == [2, 4]
+    assert planner.done and planner.take(100) is None and planner.position == 6
+
+
+def test_planner_refuses_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="start"):
+        Planner(np.arange(3), SPANS.__getitem__, start=4)
+    with pytest.raises(ConfigError, match="gap=-1"):
+        Planner(np.arange(3), SPANS.__getitem__, gap=-1)
+
+
+def test_window_starts_with_the_first_request_then_follows_rate_times_rtt() -> None:
+    w = Window(budget=256 * 2**20, first_request=3 * 2**20)
+    assert w.update() == 3 * 2**20 and w.request_bytes() == 3 * 2**20
+    w.on_first_byte(0.100)
+    w.on_first_byte(0.050)  # the estimate is the minimum: queueing is not latency
+    w.on_arrival()
+    w.rate = 200e6  # 200 MB/s consumed
+    target = w.update()
+    assert w.rtt == 0.050
+    assert target >= 2 * 200e6 * 0.050  # margin x rate x RTT
+    assert target <= 256 * 2**20
+    assert MIN_REQUEST <= w.request_bytes() <= MAX_REQUEST
+    before = w.target
+    w.on_limited_stall()
+    assert w.update() > before  # a stall with a full window opens it
+    w.rate = 1e12
+    assert w.update() == 256 * 2**20  # never past the budget
