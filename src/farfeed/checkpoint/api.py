@@ -12,9 +12,8 @@ import asyncio
 import inspect
 import json
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import torch
 
@@ -24,12 +23,11 @@ from farfeed.checkpoint.manifest import CheckpointInfo, Manifest, step_dir
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing, scan_steps
 from farfeed.checkpoint.snapshot import take_snapshot
+from farfeed.checkpoint.sync import run_sync
 from farfeed.checkpoint.upload import upload
 from farfeed.errors import CheckpointError, ConfigError
 from farfeed.store import open_store
 from farfeed.store.base import Store
-
-T = TypeVar("T")
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -120,7 +118,7 @@ def load(
                 return state
             raise CheckpointError(f"no usable checkpoint at {url}" + (": " + "; ".join(errors) if errors else ""))
 
-    return _run(work)
+    return run_sync(work)
 
 
 def latest(
@@ -155,7 +153,7 @@ def latest(
                 return _info(url, listing, man)
             return None
 
-    return _run(work)
+    return run_sync(work)
 
 
 def list_checkpoints(
@@ -180,7 +178,7 @@ def list_checkpoints(
             found = await asyncio.gather(*(one(s) for s in committed))
             return [i for i in found if i is not None]
 
-    return _run(work)
+    return run_sync(work)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -253,17 +251,3 @@ def _opener(url: str, store_options: Mapping[str, Any] | None, plan: Transfer) -
     opts.setdefault("connections", max(plan.connections, 16))
     open_store(url, **opts)  # validate options and scheme now, before any thread starts
     return lambda: open_store(url, **opts)
-
-
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from sync code, even if this thread runs a loop."""
-
-    async def main() -> T:
-        return await work()
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main()).result()

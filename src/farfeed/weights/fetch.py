@@ -1,0 +1,170 @@
+"""Read safetensors weights from the storage site with parallel range reads, into memory.
+
+A model is one ``.safetensors`` file, or shards listed by an index JSON
+(``model.safetensors.index.json``: ``{"weight_map": {tensor name: shard file}}``, the
+format transformers writes). We read each shard's header (one small range read), then
+its data section in parts over many connections, straight into one host buffer per
+shard; tensors are views of it, or copies on the target device. Nothing touches disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from farfeed.checkpoint import stlayout
+from farfeed.checkpoint.plan import Transfer
+from farfeed.errors import ConfigError, FormatError, NotFoundError
+from farfeed.store import open_store
+from farfeed.store.base import Store
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a model's weights are: the store root and the files to read from it."""
+
+    root: str
+    #: The index file, the single file, or None to look inside ``root``.
+    name: str | None
+
+
+def split_url(url: str) -> Source:
+    """A file URL becomes (its folder, its name); anything else is a folder to look in."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"weights url must be a non-empty string, got {url!r}")
+    trimmed = url.rstrip("/")
+    if trimmed.endswith((".safetensors", ".json")):
+        root, sep, name = trimmed.rpartition("/")
+        if not sep:
+            root = "."
+        return Source(root or "/", name)
+    return Source(trimmed, None)
+
+
+async def shard_files(store: Store, src: Source) -> tuple[list[str], dict[str, str] | None]:
+    """The shard files to read and, when an index exists, its tensor -> file map."""
+    name = src.name
+    if name is None:
+        names = {o.path for o in await store.list("") if "/" not in o.path}
+        if INDEX in names:
+            name = INDEX
+        elif SINGLE in names:
+            name = SINGLE
+        else:
+            found = sorted(n for n in names if n.endswith(".safetensors"))
+            if not found:
+                raise NotFoundError(f"no .safetensors file or {INDEX} in {src.root}")
+            return found, None
+    if not name.endswith(".json"):
+        return [name], None
+    raw = await store.read(name)
+    try:
+        weight_map = json.loads(raw)["weight_map"]
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise TypeError("weight_map must map names to file names")
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise FormatError(f"{src.root}/{name}: not a safetensors index ({exc})") from None
+    return sorted(set(weight_map.values())), weight_map
+
+
+async def read_header(store: Store, name: str, size: int, *, where: str) -> stlayout.Header:
+    """Parse one file's header: one range read, two when the header is unusually large."""
+    head = await store.read(name, 0, min(size, stlayout.HEADER_PROBE))
+    need = stlayout.header_length(head, where=where)
+    if need > len(head):
+        if need > size:
+            raise FormatError(f"{where}: header of {need} bytes in a {size}-byte file")
+        head += await store.read(name, len(head), need - len(head))
+    header = stlayout.parse_header(head, where=where)
+    if header.file_size != size:
+        raise FormatError(f"{where}: header describes {header.file_size} bytes but the file has {size}")
+    return header
+
+
+async def fetch_shard(
+    store: Store, name: str, header: stlayout.Header, *, part_size: int, gate: asyncio.Semaphore, where: str
+) -> torch.Tensor:
+    """The shard's data section in one uint8 host tensor, read in parts of ``part_size``."""
+    total = header.file_size - header.data_start
+    buf = torch.empty(total, dtype=torch.uint8)
+    view = buf.numpy()
+
+    async def one(off: int) -> None:
+        length = min(part_size, total - off)
+        async with gate:
+            blob = await store.read(name, header.data_start + off, length)
+        if len(blob) != length:
+            raise FormatError(f"{where}: read {len(blob)} of {length} bytes at {off}")
+        view[off : off + length] = np.frombuffer(blob, dtype=np.uint8)
+
+    await asyncio.gather(*(one(off) for off in range(0, total, part_size)))
+    return buf
+
+
+def to_target(t: torch.Tensor, *, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    """Cast floating tensors to ``dtype`` (integers keep theirs) and move to ``device``."""
+    if dtype is not None and t.is_floating_point() and t.dtype != dtype:
+        t = t.to(dtype)
+    return t if t.device == device else t.to(device)
+
+
+async def aload_safetensors(
+    url: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    store_options: Mapping[str, Any] | None = None,
+    connections: int = 16,
+    transfer: Transfer | None = None,
+) -> dict[str, torch.Tensor]:
+    """Async form of `farfeed.weights.load_safetensors` (same arguments)."""
+    if not isinstance(connections, int) or connections < 1:
+        raise ConfigError(f"connections must be an int >= 1, got {connections!r}")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise ConfigError(f"dtype must be a torch.dtype or None, got {dtype!r}")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must name a torch device, got {device!r}") from None
+    src = split_url(url)
+    plan = transfer or Transfer()
+    opts = dict(store_options or {})
+    opts.setdefault("connections", connections)
+    async with open_store(src.root, **opts) as store:
+        files, weight_map = await shard_files(store, src)
+        sizes = await asyncio.gather(*(store.size(f) for f in files))
+        headers = await asyncio.gather(
+            *(read_header(store, f, s, where=f"{src.root}/{f}") for f, s in zip(files, sizes, strict=True))
+        )
+        part_size = plan.part_size(sum(sizes))
+        gate = asyncio.Semaphore(connections)
+        # off the CPU, a shard's host buffer is freed once copied: hold at most two at a time
+        shards_gate = asyncio.Semaphore(len(files) if target.type == "cpu" else 2)
+        out: dict[str, torch.Tensor] = {}
+
+        async def shard(name: str, header: stlayout.Header) -> None:
+            where = f"{src.root}/{name}"
+            async with shards_gate:
+                buf = await fetch_shard(store, name, header, part_size=part_size, gate=gate, where=where)
+                for e in header.entries:
+                    if e.name in out:
+                        raise FormatError(f"{where}: tensor {e.name!r} also appears in another shard")
+                    if weight_map is not None and weight_map.get(e.name, name) != name:
+                        raise FormatError(f"{where}: tensor {e.name!r} is indexed under {weight_map[e.name]!r}")
+                    out[e.name] = to_target(stlayout.view_tensor(buf, e, 0), device=target, dtype=dtype)
+
+        await asyncio.gather(*(shard(f, h) for f, h in zip(files, headers, strict=True)))
+    if weight_map is not None:
+        missing = sorted(set(weight_map) - set(out))
+        if missing:
+            raise FormatError(f"{url}: index lists tensors no shard holds: {missing[:5]}")
+    return out
