@@ -1,0 +1,136 @@
+"""`index_webdataset`: index existing WebDataset tar shards in place (kind "webdataset").
+
+Samples are grouped exactly as the `webdataset` library groups them: regular files only,
+``__*__`` metadata names skipped, key = name up to the first '.' of its basename,
+extension lowercased, consecutive members with one key form one sample, per shard.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import xxhash
+
+from farfeed.errors import ConfigError, DatasetExistsError, FormatError
+from farfeed.format.builder import SPLIT_ORDER, IndexBuilder, write_index
+from farfeed.format.meta import DATASET_JSON
+from farfeed.format.report import PackReport, progress_bar
+
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+_META = re.compile(r"__[^/]*__($|/)")
+LABEL_EXTS = ("cls", "class", "label")
+
+Members = list[tuple[str, int, int]]  # (ext, absolute data offset, size)
+
+
+def _members(path: Path) -> list[tuple[str, str, int, int]]:
+    """(key, ext, data offset, size) of every member webdataset would yield, in tar order."""
+    found = []
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for info in tar:
+                name = info.name
+                if not info.isreg() or ("/" not in name and name.startswith("__") and name.endswith("__")):
+                    continue
+                if _META.match(name):
+                    continue
+                match = _KEY_EXT.match(name)
+                if match is None:
+                    continue
+                found.append((match.group(1), match.group(2).lower(), info.offset_data, info.size))
+    except (tarfile.TarError, OSError) as exc:
+        raise FormatError(f"{path}: not a readable tar file ({exc})") from None
+    return found
+
+
+def _label(ext_data: dict[str, bytes]) -> int:
+    for ext in LABEL_EXTS:
+        text = ext_data.get(ext, b"").strip()
+        if text and re.fullmatch(rb"-?\d+", text):
+            return int(text)
+    return -1
+
+
+def _split_of(shard: str) -> str:
+    prefix = shard.split("-", 1)[0] if "-" in shard else ""
+    return prefix if prefix in SPLIT_ORDER else "train"
+
+
+def _hash_range(f: BinaryIO, offset: int, length: int, *, where: str) -> int:
+    """xxh64 of ``length`` bytes at ``offset``, read in pieces (spans can be large)."""
+    h = xxhash.xxh64()
+    f.seek(offset)
+    while length:
+        piece = f.read(min(length, 1 << 22))
+        if not piece:
+            raise FormatError(f"{where}: shard ends inside the sample")
+        h.update(piece)
+        length -= len(piece)
+    return h.intdigest()
+
+
+def _index_shard(path: Path, shard: int, builder: IndexBuilder) -> None:
+    groups: list[tuple[str, Members]] = []
+    for key, ext, offset, size in _members(path):
+        if not groups or groups[-1][0] != key:
+            groups.append((key, []))
+        elif any(e == ext for e, _, _ in groups[-1][1]):
+            raise FormatError(f"{path}: sample {key!r} has two members with extension {ext!r}")
+        groups[-1][1].append((ext, offset, size))
+    with open(path, "rb") as f:
+        for key, members in groups:
+            start = members[0][1]
+            end = members[-1][1] + members[-1][2]
+            digest = _hash_range(f, start, end - start, where=f"{path}, sample {key!r}")
+            small = {}
+            for ext, offset, size in members:
+                if ext in LABEL_EXTS and size <= 32:
+                    f.seek(offset)
+                    small[ext] = f.read(size)
+            builder.add_sample(
+                shard=shard,
+                offset=start,
+                size=end - start,
+                checksum=digest,
+                label=_label(small),
+                key=key,
+                members=[(e, o - start, n) for e, o, n in members],
+            )
+
+
+def index_webdataset(
+    directory: str | Path, *, overwrite: bool = False, progress: bool = False
+) -> PackReport:
+    """Write dataset.json + index.npz beside the ``*.tar`` shards in ``directory`` (never rewrites them)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{str(directory)!r} is not a directory")
+    if (directory / DATASET_JSON).exists() and not overwrite:
+        raise DatasetExistsError(
+            f"{directory} already holds {DATASET_JSON}; pass overwrite=True / --overwrite to re-index"
+        )
+    shards = sorted(p for p in directory.glob("*.tar") if p.is_file() and not p.name.startswith("."))
+    if not shards:
+        raise FormatError(f"no *.tar shards in {directory}")
+    started = time.perf_counter()
+    builder = IndexBuilder()
+    with progress_bar("indexing shards", len(shards), enabled=progress) as advance:
+        for path in shards:
+            shard = builder.add_shard(path.name, _split_of(path.name))
+            builder.set_shard_bytes(shard, path.stat().st_size)
+            _index_shard(path, shard, builder)
+            advance(1)
+    if not len(builder):
+        raise FormatError(f"the shards in {directory} hold no WebDataset samples (KEY.EXT members)")
+    write_index(directory, builder.metadata("webdataset"), builder.arrays())
+    return PackReport(
+        samples=len(builder),
+        bytes=sum(builder.shard_bytes),
+        shards=len(shards),
+        seconds=time.perf_counter() - started,
+        path=directory,
+    )
