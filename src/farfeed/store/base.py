@@ -105,9 +105,7 @@ class Store(abc.ABC):
     async def write(self, path: str, data: bytes) -> None:
         """Write a whole object atomically: readers see the old object or the new one, never a part."""
 
-    async def write_parts(
-        self, path: str, parts: Parts, *, concurrency: int = 4
-    ) -> UploadResult:
+    async def write_parts(self, path: str, parts: Parts, *, concurrency: int = 4) -> UploadResult:
         """Write one object from its parts, in order, atomically (like `write`).
 
         Backends that can upload parts in parallel (gateway, S3) override this and keep at

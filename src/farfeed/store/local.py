@@ -37,7 +37,9 @@ def local_root(url: str) -> Path:
     if url.startswith("file:"):
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise ConfigError(f"file:// URL must name a local path, got host {parts.netloc!r} in {url!r}")
+            raise ConfigError(
+                f"file:// URL must name a local path, got host {parts.netloc!r} in {url!r}"
+            )
         url = unquote(parts.path)
     if not url or "\x00" in url:
         raise ConfigError(f"local store needs a directory path, got {url!r}")
@@ -87,7 +89,9 @@ class LocalStore(Store):
         results: list[bytes] = [b""] * len(ranges)
 
         async def one(path: str, indices: list[int]) -> None:
-            spans: list[tuple[int, int | None]] = [(ranges[i].offset, ranges[i].length) for i in indices]
+            spans: list[tuple[int, int | None]] = [
+                (ranges[i].offset, ranges[i].length) for i in indices
+            ]
             for i, data in zip(indices, await self._read_file(path, spans), strict=True):
                 results[i] = data
 
@@ -97,7 +101,9 @@ class LocalStore(Store):
     async def _read_file(self, path: str, spans: list[tuple[int, int | None]]) -> list[bytes]:
         for offset, length in spans:
             if offset < 0 or (length is not None and length < 0):
-                raise ConfigError(f"read of {path!r} needs offset >= 0 and length >= 0, got {offset!r}, {length!r}")
+                raise ConfigError(
+                    f"read of {path!r} needs offset >= 0 and length >= 0, got {offset!r}, {length!r}"
+                )
         full = self._path(path)
         try:
             return await asyncio.to_thread(self._pread_all, full, path, spans)

@@ -122,7 +122,9 @@ def open_store(
     opener = SCHEMES.get(scheme)
     if opener is None:
         known = ", ".join(f"{s}://" for s in SCHEMES if s) + ", or a local path"
-        raise ConfigError(f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; known: {known}")
+        raise ConfigError(
+            f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; known: {known}"
+        )
     return StoreOpening(url, options, opener)
 
 

@@ -63,6 +63,7 @@ async def test_write_is_atomic_and_reads_back(root: Path) -> None:
     await store.write("run1/step-1/model.bin", b"new bytes")
     assert await store.read("run1/step-1/model.bin") == b"new bytes"
     assert await store.size("run1/step-1/model.bin") == 9
+
     # a failing part generator leaves the old object and no temp file behind
     async def parts():  # type: ignore[no-untyped-def]
         yield b"partial"

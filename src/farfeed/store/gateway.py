@@ -1,0 +1,212 @@
+"""`GatewayStore`: the farfeed gateway (``farfeed serve``), the reference client of
+docs/HTTP_API.md. Many ranges per round trip (batch-get), chunked resumable uploads.
+
+The store for ``http://h:p/imagenet`` reads ``"train-00000.tar"`` as
+``/imagenet/train-00000.tar``; batch items and uploads use the same root-relative paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import xxhash
+
+from farfeed.errors import StoreError
+from farfeed.store._batch import batch_body, plan_batches, read_frames
+from farfeed.store._http import (
+    HttpClient,
+    check_status,
+    head_size,
+    make_session,
+    object_url,
+    range_get,
+    split_http_url,
+    translated,
+)
+from farfeed.store._paths import clean_prefix, redact_url
+from farfeed.store._upload import GatewayUploads
+from farfeed.store.base import ByteRange, Chunk, ObjectInfo
+from farfeed.store.options import StoreOptions
+
+API_VERSION = 1
+
+
+async def probe_gateway(url: str, options: StoreOptions) -> dict[str, Any] | None:
+    """``GET /_farfeed/info`` at the URL's host: the info dict of a farfeed gateway, or None
+    for any other HTTP server. Uses (and closes) one short-lived connection."""
+    origin, _ = split_http_url(url)
+    display = f"{redact_url(url)} (/_farfeed/info)"
+    async with make_session(options, ssl=options.ssl_context(), limit=1) as session:
+        async with translated(display):
+            async with session.get(f"{origin}/_farfeed/info") as resp:
+                if resp.status in (401, 403) or resp.status >= 500:
+                    await check_status(resp, display)
+                if resp.status != 200:
+                    return None
+                try:
+                    info = json.loads(await resp.read())
+                except ValueError:
+                    return None
+    if not isinstance(info, dict) or "farfeed" not in info or "api" not in info:
+        return None
+    if info["api"] != API_VERSION:
+        raise StoreError(
+            f"gateway speaks API version {info['api']!r}; this client speaks {API_VERSION}",
+            url=display,
+        )
+    return info
+
+
+class GatewayStore(GatewayUploads):
+    """A dataset or checkpoint area behind ``farfeed serve``.
+
+    >>> store = GatewayStore("https://storage:8470/imagenet", options=StoreOptions(token="…"))
+    >>> blobs = await store.read_many(ranges)        # one POST /_farfeed/batch
+    """
+
+    native_batch = True
+
+    def __init__(
+        self, url: str, *, options: StoreOptions | None = None, info: dict[str, Any] | None = None
+    ) -> None:
+        self.options = options or StoreOptions()
+        self.origin, self.prefix = split_http_url(url)
+        self.url = redact_url(url).rstrip("/")
+        self._http = HttpClient(self.options)
+        self._info = info
+
+    async def info(self) -> dict[str, Any]:
+        """The gateway's ``/_farfeed/info`` (limits of batch-get), fetched once."""
+        if self._info is None:
+            info = await probe_gateway(self.url, self.options)
+            if info is None:
+                raise StoreError(
+                    "not a farfeed gateway: GET /_farfeed/info did not answer like one",
+                    url=self.url,
+                )
+            self._info = info
+        return self._info
+
+    # -- reads --------------------------------------------------------------------------
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        full, display = self._full(path)
+        session = await self._http.session()
+        return await range_get(
+            session, object_url(self.origin, full), offset, length, display=display
+        )
+
+    async def read_many(self, ranges: Sequence[ByteRange]) -> list[bytes]:
+        """All ranges in one ``POST /_farfeed/batch`` (several when over the server's limits)."""
+        return [data async for data in self.iter_many(ranges)]
+
+    async def iter_many(self, ranges: Sequence[ByteRange]) -> AsyncIterator[bytes]:
+        """Yield each range as its frame arrives; split requests run concurrently."""
+        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
+        if not items:
+            return
+        info = await self.info()
+        max_bytes = int(info.get("max_batch_bytes", 1 << 30))
+        groups = plan_batches(
+            items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
+        )
+        if len(groups) == 1 and sum(i[2] for i in items) <= max_bytes:
+            async for data in self._batch(items):
+                yield data
+            return
+        queues: list[asyncio.Queue[bytes | BaseException | None]] = [
+            asyncio.Queue() for _ in groups
+        ]
+
+        async def fill(
+            group: list[int], queue: asyncio.Queue[bytes | BaseException | None]
+        ) -> None:
+            try:
+                if len(group) == 1 and items[group[0]][2] > max_bytes:
+                    r = ranges[group[0]]
+                    await queue.put(await self.read(r.path, r.offset, r.length))
+                else:
+                    async for data in self._batch([items[i] for i in group]):
+                        await queue.put(data)
+                await queue.put(None)
+            except Exception as exc:  # handed to the consumer, re-raised there
+                await queue.put(exc)
+
+        tasks = [asyncio.ensure_future(fill(g, q)) for g, q in zip(groups, queues, strict=True)]
+        try:
+            for queue in queues:
+                while (item := await queue.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _batch(self, items: list[tuple[str, int, int]]) -> AsyncIterator[bytes]:
+        display = f"{self.url} (/_farfeed/batch)"
+        session = await self._http.session()
+        async with translated(display):
+            async with session.post(
+                f"{self.origin}/_farfeed/batch",
+                data=batch_body(items),
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                await check_status(resp, display)
+                async for data in read_frames(resp, [i[2] for i in items], url=display):
+                    yield data
+
+    # -- metadata -----------------------------------------------------------------------
+    async def size(self, path: str) -> int:
+        full, display = self._full(path)
+        session = await self._http.session()
+        return await head_size(session, object_url(self.origin, full), display=display)
+
+    async def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects under this store's URL whose path starts with ``prefix``, sorted."""
+        rel = clean_prefix(prefix)
+        base = f"{self.prefix}/" if self.prefix else ""
+        display = f"{self.url} (/_farfeed/list)"
+        session = await self._http.session()
+        async with translated(display):
+            async with session.get(
+                f"{self.origin}/_farfeed/list", params={"prefix": base + rel}
+            ) as resp:
+                await check_status(resp, display)
+                body = await resp.json(content_type=None)
+        try:
+            found = [ObjectInfo(o["path"][len(base) :], int(o["size"])) for o in body["objects"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"malformed list response: {exc!r}", url=display) from exc
+        return sorted(found, key=lambda o: o.path)
+
+    # -- writes -------------------------------------------------------------------------
+    async def write(self, path: str, data: Chunk) -> None:
+        """One ``PUT`` up to ``multipart_threshold`` bytes; above it, parallel chunked upload."""
+        if len(data) > self.options.multipart_threshold:
+            view = memoryview(data)
+            step = self.options.part_size
+            await self.write_parts(path, [view[i : i + step] for i in range(0, len(view), step)])
+            return
+        full, display = self._full(path)
+        session = await self._http.session()
+        headers = {"X-Farfeed-Xxh64": xxhash.xxh64(data).hexdigest()}
+        async with translated(display):
+            async with session.put(
+                object_url(self.origin, full), data=data, headers=headers
+            ) as resp:
+                await check_status(resp, display)
+
+    async def delete(self, path: str) -> None:
+        full, display = self._full(path)
+        session = await self._http.session()
+        async with translated(display):
+            async with session.delete(object_url(self.origin, full)) as resp:
+                if resp.status != 404:
+                    await check_status(resp, display)
+
+    async def close(self) -> None:
+        await self._http.close()
