@@ -132,7 +132,9 @@ class IndexBuilder:
             "splits": {
                 name: {
                     "samples": counts[name],
-                    "shards": [s for s, sp in zip(self.shards, self.shard_split, strict=True) if sp == name],
+                    "shards": [
+                        s for s, sp in zip(self.shards, self.shard_split, strict=True) if sp == name
+                    ],
                 }
                 for name in self.split_names()
             },

@@ -16,7 +16,14 @@ from farfeed.errors import ConfigError, FormatError
 
 SPLITS = ("train", "val", "test")
 #: PIL format -> extension, for files that have none.
-FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+FORMAT_EXT = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,9 @@ def _visible_dirs(folder: Path) -> list[Path]:
 
 def _visible_files(folder: Path) -> list[Path]:
     files = (p for p in folder.rglob("*") if p.is_file())
-    rel = (p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    rel = (
+        p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     return sorted(rel)
 
 
@@ -98,7 +107,11 @@ def image_extension(path: Path, data: bytes) -> str:
             fmt = img.format or ""
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        reason = "not an image" if isinstance(exc, UnidentifiedImageError) else f"unreadable image ({exc})"
+        reason = (
+            "not an image"
+            if isinstance(exc, UnidentifiedImageError)
+            else f"unreadable image ({exc})"
+        )
         raise FormatError(f"{path}: {reason}") from None
     ext = path.suffix[1:].lower()
     return ext or FORMAT_EXT.get(fmt, fmt.lower() or "img")

@@ -93,10 +93,14 @@ class DatasetMeta:
         extensions = tuple(obj.get("extensions", ()))
         classes = tuple(obj.get("classes") or ())
         if not all(isinstance(e, str) for e in extensions + classes):
-            raise FormatError(f"{DATASET_JSON}: 'extensions' and 'classes' must be lists of strings")
+            raise FormatError(
+                f"{DATASET_JSON}: 'extensions' and 'classes' must be lists of strings"
+            )
         samples, nbytes = _get(obj, "samples", int), _get(obj, "bytes", int)
         if samples < 0 or nbytes < 0:
-            raise FormatError(f"{DATASET_JSON}: negative 'samples' or 'bytes' ({samples}, {nbytes})")
+            raise FormatError(
+                f"{DATASET_JSON}: negative 'samples' or 'bytes' ({samples}, {nbytes})"
+            )
         return cls(
             kind=kind,
             format_version=version,

@@ -29,7 +29,9 @@ READ_THREADS = 8
 READ_AHEAD = 64
 
 
-def bounded_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int, ahead: int) -> Iterator[R]:
+def bounded_map(
+    fn: Callable[[T], R], items: Iterable[T], *, threads: int, ahead: int
+) -> Iterator[R]:
     """``map(fn, items)`` on a thread pool, in order, with at most ``ahead`` items in flight."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="farfeed-read") as pool:
         pending: deque[Future[R]] = deque()
@@ -80,15 +82,21 @@ def pack_images(
         writers: dict[str, ShardWriter] = {}
         with progress_bar("packing images", len(images), enabled=progress) as advance:
             try:
-                for image, data, ext in bounded_map(_load, images, threads=READ_THREADS, ahead=READ_AHEAD):
+                for image, data, ext in bounded_map(
+                    _load, images, threads=READ_THREADS, ahead=READ_AHEAD
+                ):
                     advance(1)
                     if data is None:
                         if on_error == "fail":
-                            raise FormatError(f"{ext} (pass on_error='skip' / --on-error skip to leave it out)")
+                            raise FormatError(
+                                f"{ext} (pass on_error='skip' / --on-error skip to leave it out)"
+                            )
                         skipped.append((str(image.path), ext))
                         continue
                     if image.split not in writers:
-                        writers[image.split] = ShardWriter(tmp, builder, split=image.split, shard_size=size_limit)
+                        writers[image.split] = ShardWriter(
+                            tmp, builder, split=image.split, shard_size=size_limit
+                        )
                     members = [(ext, data), ("cls", str(image.label).encode("ascii"))]
                     writers[image.split].add(image.key, members, label=image.label)
             finally:

@@ -29,7 +29,9 @@ class TokenFileWriter:
     ``file_size`` bytes between documents, and hashes every ``chunk_tokens`` tokens of a file.
     """
 
-    def __init__(self, directory: Path, *, dtype: np.dtype, eos_id: int, chunk_tokens: int, file_size: int) -> None:
+    def __init__(
+        self, directory: Path, *, dtype: np.dtype, eos_id: int, chunk_tokens: int, file_size: int
+    ) -> None:
         self.directory, self.dtype, self.chunk_tokens = directory, dtype, chunk_tokens
         self.file_size, self.eos = file_size, np.array([eos_id], dtype=dtype)
         self.files: list[str] = []
@@ -46,7 +48,9 @@ class TokenFileWriter:
     def add(self, tokens: np.ndarray) -> None:
         """One document's tokens; EOS is appended."""
         size = (len(tokens) + 1) * self.dtype.itemsize
-        if self._f is None or (self._pos and (self._pos * self.dtype.itemsize + size > self.file_size)):
+        if self._f is None or (
+            self._pos and (self._pos * self.dtype.itemsize + size > self.file_size)
+        ):
             self._next_file()
         self.doc_file.append(len(self.files) - 1)
         self.doc_start.append(self._pos)
@@ -149,7 +153,9 @@ def pack_text(
     )
     dtype = np.dtype(np.uint16) if tok.vocab_size <= 65535 else np.dtype(np.uint32)
     with staged_output(out, overwrite=overwrite) as tmp:
-        writer = TokenFileWriter(tmp, dtype=dtype, eos_id=tok.eos_id, chunk_tokens=chunk_tokens, file_size=limit)
+        writer = TokenFileWriter(
+            tmp, dtype=dtype, eos_id=tok.eos_id, chunk_tokens=chunk_tokens, file_size=limit
+        )
         with progress_bar(f"tokenizing ({tok.name})", None, enabled=progress) as advance:
             try:
                 for batch in _batches(iter_documents(files, utf8=tokenizer == "bpe")):
@@ -174,7 +180,11 @@ def pack_text(
 
 
 def _token_meta(
-    writer: TokenFileWriter, tok: ByteTokenizer | BpeTokenizer, *, dtype: np.dtype, val_fraction: float
+    writer: TokenFileWriter,
+    tok: ByteTokenizer | BpeTokenizer,
+    *,
+    dtype: np.dtype,
+    val_fraction: float,
 ) -> dict[str, Any]:
     docs = len(writer.doc_file)
     n_val = min(docs - 1, max(1, round(docs * val_fraction))) if val_fraction > 0 else 0

@@ -38,7 +38,9 @@ def _class_style(k: int, classes: int) -> tuple[tuple[int, int, int], str, float
     return (int(r * 255), int(g * 255), int(b * 255)), shape, angle
 
 
-def _rect(cx: float, cy: float, half_w: float, half_h: float, angle: float) -> list[tuple[float, float]]:
+def _rect(
+    cx: float, cy: float, half_w: float, half_h: float, angle: float
+) -> list[tuple[float, float]]:
     """Corners of a ``2*half_w`` x ``2*half_h`` rectangle centred at (cx, cy), turned by ``angle``."""
     c, s = math.cos(angle), math.sin(angle)
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in
@@ -58,10 +60,16 @@ def render_image(k: int, classes: int, rng: np.random.Generator) -> bytes:
     draw = ImageDraw.Draw(img)
     radius = float(rng.uniform(0.22, 0.4)) * SIDE
     cx, cy = (float(v) for v in rng.uniform(radius * 0.8, SIDE - radius * 0.8, size=2))
-    jitter = tuple(int(min(255, max(0, c + d))) for c, d in zip(colour, rng.integers(-20, 21, size=3), strict=True))
+    jitter = tuple(
+        int(min(255, max(0, c + d)))
+        for c, d in zip(colour, rng.integers(-20, 21, size=3), strict=True)
+    )
     if shape == "ellipse":
         # an ellipse turned by `angle`: drawn as a polygon of 48 points
-        pts = [(radius * math.cos(t), radius * 0.6 * math.sin(t)) for t in np.linspace(0, 2 * math.pi, 48)]
+        pts = [
+            (radius * math.cos(t), radius * 0.6 * math.sin(t))
+            for t in np.linspace(0, 2 * math.pi, 48)
+        ]
         c, s = math.cos(angle), math.sin(angle)
         draw.polygon([(cx + x * c - y * s, cy + x * s + y * c) for x, y in pts], fill=jitter)
     elif shape == "box":
@@ -76,7 +84,9 @@ def render_image(k: int, classes: int, rng: np.random.Generator) -> bytes:
     amp = int(rng.integers(30, 41))
     pixels = pixels + rng.integers(-amp, amp + 1, size=pixels.shape, dtype=np.int16)
     out = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=QUALITY, subsampling=0)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+        out, "JPEG", quality=QUALITY, subsampling=0
+    )
     return out.getvalue()
 
 

@@ -51,7 +51,9 @@ def load_npz(source: Path | bytes, names: dict[str, Any], *, where: str) -> dict
     for name, dtype in names.items():
         arr = arrays[name]
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, dtype):
-            raise FormatError(f"{where}: array {name!r} has dtype {arr.dtype}{arr.shape}, expected 1-D {np.dtype(dtype).name}")
+            raise FormatError(
+                f"{where}: array {name!r} has dtype {arr.dtype}{arr.shape}, expected 1-D {np.dtype(dtype).name}"
+            )
     return arrays
 
 
@@ -72,7 +74,9 @@ class SampleIndex:
 
     def __init__(self, meta: DatasetMeta, arrays: dict[str, np.ndarray]) -> None:
         if meta.kind not in ("images", "webdataset"):
-            raise FormatError(f"SampleIndex reads kinds 'images' and 'webdataset', not {meta.kind!r}")
+            raise FormatError(
+                f"SampleIndex reads kinds 'images' and 'webdataset', not {meta.kind!r}"
+            )
         self.meta = meta
         self.shard_names: list[str] = list(meta.shards)
         self.extensions: list[str] = list(meta.extensions)
@@ -88,10 +92,19 @@ class SampleIndex:
             raise FormatError(f"{where}: arrays hold {n} samples")
         for name in ("offset", "size", "checksum", "label", "split", "key"):
             if len(getattr(self, name)) != n:
-                raise FormatError(f"{where}: {name!r} has {len(getattr(self, name))} entries, expected {n}")
-        if len(self.member_start) != n + 1 or len(self.member_offset) != m or len(self.member_size) != m:
+                raise FormatError(
+                    f"{where}: {name!r} has {len(getattr(self, name))} entries, expected {n}"
+                )
+        if (
+            len(self.member_start) != n + 1
+            or len(self.member_offset) != m
+            or len(self.member_size) != m
+        ):
             raise FormatError(f"{where}: member arrays are inconsistent")
-        if n and (int(self.shard.max()) >= len(self.shard_names) or int(self.split.max()) >= len(self.split_names)):
+        if n and (
+            int(self.shard.max()) >= len(self.shard_names)
+            or int(self.split.max()) >= len(self.split_names)
+        ):
             raise FormatError(f"{where}: a shard or split number is out of range")
         if m and int(self.member_ext.max()) >= len(self.extensions):
             raise FormatError(f"{where}: a member extension number is out of range")
@@ -109,7 +122,9 @@ class SampleIndex:
         """Load the index of a dataset folder on local disk."""
         directory = Path(directory)
         meta = DatasetMeta.from_json(_read(directory / DATASET_JSON))
-        return cls(meta, load_npz(directory / meta.index, SAMPLE_ARRAYS, where=str(directory / meta.index)))
+        return cls(
+            meta, load_npz(directory / meta.index, SAMPLE_ARRAYS, where=str(directory / meta.index))
+        )
 
     def __len__(self) -> int:
         return len(self.shard)
@@ -140,11 +155,18 @@ class SampleIndex:
         """The spans of many samples as `ByteRange`s, in the order given (for `Store.read_many`)."""
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= len(self)):
-            raise ConfigError(f"sample ids must be in [0, {len(self)}), got {ids.min()}..{ids.max()}")
+            raise ConfigError(
+                f"sample ids must be in [0, {len(self)}), got {ids.min()}..{ids.max()}"
+            )
         names = self.shard_names
         return [
             ByteRange(names[s], o, n)
-            for s, o, n in zip(self.shard[ids].tolist(), self.offset[ids].tolist(), self.size[ids].tolist(), strict=True)
+            for s, o, n in zip(
+                self.shard[ids].tolist(),
+                self.offset[ids].tolist(),
+                self.size[ids].tolist(),
+                strict=True,
+            )
         ]
 
     def key_of(self, i: int) -> str:
@@ -172,10 +194,15 @@ class SampleIndex:
         sample: dict[str, Any] = {"__key__": self.key_of(i), "__index__": i}
         lo, hi = int(self.member_start[i]), int(self.member_start[i + 1])
         for ext, off, size in zip(
-            self.member_ext[lo:hi].tolist(), self.member_offset[lo:hi].tolist(), self.member_size[lo:hi].tolist(), strict=False
+            self.member_ext[lo:hi].tolist(),
+            self.member_offset[lo:hi].tolist(),
+            self.member_size[lo:hi].tolist(),
+            strict=False,
         ):
             if off + size > len(view):
-                raise IntegrityError(f"sample {self.key_of(i)!r}: member .{self.extensions[ext]} lies past the span")
+                raise IntegrityError(
+                    f"sample {self.key_of(i)!r}: member .{self.extensions[ext]} lies past the span"
+                )
             sample[self.extensions[ext]] = bytes(view[off : off + size])
         return sample
 
@@ -191,4 +218,3 @@ def _read(path: Path) -> bytes:
         raise FormatError(f"{path.parent} is not a farfeed dataset: no {path.name}") from None
     except OSError as exc:
         raise FormatError(f"cannot read {path}: {exc}") from None
-

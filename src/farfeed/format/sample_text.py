@@ -44,7 +44,9 @@ def _source_documents() -> Iterator[bytes]:
             yield f"# file: Lib/{rel.as_posix()}\n\n".encode() + data
 
 
-def make_sample_text(out: str | Path, *, max_bytes: int = 32 * 2**20, progress: bool = False) -> Path:
+def make_sample_text(
+    out: str | Path, *, max_bytes: int = 32 * 2**20, progress: bool = False
+) -> Path:
     """Write ``OUT/pydoc-topics.txt`` and ``OUT/stdlib-NN.txt`` (documents separated by
     ``"\\n\\x1e\\n"``), at most ``max_bytes`` in all.
 

@@ -14,7 +14,12 @@ IMAGENET_TRAIN = 1_281_167
 
 
 def write_synthetic_index(
-    out: str | Path, *, samples: int = IMAGENET_TRAIN, shards: int = 1000, classes: int = 1000, seed: int = 0
+    out: str | Path,
+    *,
+    samples: int = IMAGENET_TRAIN,
+    shards: int = 1000,
+    classes: int = 1000,
+    seed: int = 0,
 ) -> Path:
     """Write a realistic dataset.json + index.npz (2 members per sample, ~115 KB JPEGs) to ``out``.
 
@@ -34,7 +39,9 @@ def write_synthetic_index(
     starts = np.cumsum(blob) - blob
     first = np.searchsorted(shard, np.arange(shards))
     offset = (starts - starts[np.minimum(first, samples - 1)][shard] + 512).astype(np.uint64)
-    keys = np.array([f"train/n{c:08d}/n{c:08d}_{i}" for i, c in enumerate(label.tolist())], dtype="S")
+    keys = np.array(
+        [f"train/n{c:08d}/n{c:08d}_{i}" for i, c in enumerate(label.tolist())], dtype="S"
+    )
     member_offset = np.empty(2 * samples, dtype=np.uint64)
     member_offset[0::2], member_offset[1::2] = 0, cls_at
     member_size = np.empty(2 * samples, dtype=np.uint64)
@@ -52,7 +59,10 @@ def write_synthetic_index(
         "member_offset": member_offset,
         "member_size": member_size,
     }
-    shard_bytes = np.bincount(shard, weights=blob.astype(np.float64), minlength=shards).astype(np.int64) + 1024
+    shard_bytes = (
+        np.bincount(shard, weights=blob.astype(np.float64), minlength=shards).astype(np.int64)
+        + 1024
+    )
     names = [f"train-{s:05d}.tar" for s in range(shards)]
     meta: dict[str, Any] = {
         "format": FORMAT_NAME,

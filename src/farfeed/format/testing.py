@@ -24,7 +24,9 @@ def make_packed_dataset(
     >>> ds = make_packed_dataset(tmp_path, count=40, seed=0)   # ~4.8 MB, well under a second
     """
     tmp = Path(tmp)
-    src = make_sample_images(tmp / "images", count=count, seed=seed, classes=classes, val_fraction=val_fraction)
+    src = make_sample_images(
+        tmp / "images", count=count, seed=seed, classes=classes, val_fraction=val_fraction
+    )
     out = tmp / "dataset"
     pack_images(src, out, shard_size=shard_size)
     return out

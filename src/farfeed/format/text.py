@@ -50,7 +50,9 @@ def iter_documents(files: list[Path], *, utf8: bool = False) -> Iterator[bytes]:
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise FormatError(f"{path}: not UTF-8 text ({exc}); the BPE tokenizer needs UTF-8") from None
+                raise FormatError(
+                    f"{path}: not UTF-8 text ({exc}); the BPE tokenizer needs UTF-8"
+                ) from None
         if path.suffix.lower() == ".jsonl":
             yield from _jsonl_documents(path, data)
         else:
@@ -66,7 +68,9 @@ def _jsonl_documents(path: Path, data: bytes) -> Iterator[bytes]:
             if not isinstance(text, str):
                 raise TypeError("'text' is not a string")
         except (ValueError, KeyError, TypeError) as exc:
-            raise FormatError(f"{path}:{number}: expected a JSON object with a 'text' string ({exc})") from None
+            raise FormatError(
+                f"{path}:{number}: expected a JSON object with a 'text' string ({exc})"
+            ) from None
         if text:
             yield text.encode("utf-8", "replace")
 
@@ -111,4 +115,3 @@ class BpeTokenizer:
 
     def save(self, path: Path) -> None:
         self.tokenizer.save(str(path))
-

@@ -67,9 +67,12 @@ class TokenIndex:
             raise FormatError("token index: document arrays have different lengths")
         if d and int(self.doc_file.max()) >= f:
             raise FormatError("token index: a document names a token file out of range")
-        expect = np.concatenate([[0], np.cumsum(-(-self.file_tokens // self.chunk_tokens))])
+        per_file = (self.file_tokens.astype(np.int64) + self.chunk_tokens - 1) // self.chunk_tokens
+        expect = np.concatenate([[0], np.cumsum(per_file)])
         if not np.array_equal(self.file_chunk_start, expect.astype(np.uint64)):
-            raise FormatError("token index: file_chunk_start does not match file_tokens/chunk_tokens")
+            raise FormatError(
+                "token index: file_chunk_start does not match file_tokens/chunk_tokens"
+            )
         if len(self.chunk_checksum) != int(expect[-1]):
             raise FormatError("token index: chunk_checksum has the wrong length")
         sizes = np.asarray(self.meta.shard_bytes, dtype=np.uint64)
@@ -87,7 +90,9 @@ class TokenIndex:
         """Load the index of a token corpus folder on local disk."""
         directory = Path(directory)
         meta = DatasetMeta.from_json(_read(directory / DATASET_JSON))
-        return cls(meta, load_npz(directory / meta.index, TOKEN_ARRAYS, where=str(directory / meta.index)))
+        return cls(
+            meta, load_npz(directory / meta.index, TOKEN_ARRAYS, where=str(directory / meta.index))
+        )
 
     def __repr__(self) -> str:
         return (f"TokenIndex(tokens={self.num_tokens()}, documents={self.num_documents()}, "
@@ -144,7 +149,9 @@ class TokenIndex:
 
     def decode_chunk(self, data: Buffer) -> np.ndarray:
         """Token ids of a range read (a read-only view, native byte order)."""
-        return np.frombuffer(data, dtype=self.dtype).astype(self.dtype.newbyteorder("="), copy=False)
+        return np.frombuffer(data, dtype=self.dtype).astype(
+            self.dtype.newbyteorder("="), copy=False
+        )
 
     def split_doc_range(self, split: str) -> tuple[int, int]:
         """Documents [first, stop) of a split ("train": all but the last ~2 %, "val": those)."""

@@ -34,7 +34,9 @@ def _members(path: Path) -> list[tuple[str, str, int, int]]:
         with tarfile.open(path, mode="r:") as tar:
             for info in tar:
                 name = info.name
-                if not info.isreg() or ("/" not in name and name.startswith("__") and name.endswith("__")):
+                if not info.isreg() or (
+                    "/" not in name and name.startswith("__") and name.endswith("__")
+                ):
                     continue
                 if _META.match(name):
                     continue
@@ -113,7 +115,9 @@ def index_webdataset(
         raise DatasetExistsError(
             f"{directory} already holds {DATASET_JSON}; pass overwrite=True / --overwrite to re-index"
         )
-    shards = sorted(p for p in directory.glob("*.tar") if p.is_file() and not p.name.startswith("."))
+    shards = sorted(
+        p for p in directory.glob("*.tar") if p.is_file() and not p.name.startswith(".")
+    )
     if not shards:
         raise FormatError(f"no *.tar shards in {directory}")
     started = time.perf_counter()
