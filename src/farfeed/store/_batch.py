@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import aiohttp
 
@@ -52,7 +52,7 @@ def batch_body(items: Sequence[tuple[str, int, int]]) -> bytes:
 
 async def read_frames(
     resp: aiohttp.ClientResponse, lengths: Sequence[int], *, url: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield each item's payload as its frame arrives; check order, lengths and the trailer.
 
     A stream that ends early, or whose frame headers are not the ones expected (a corrupted

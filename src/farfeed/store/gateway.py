@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import xxhash
@@ -113,8 +114,9 @@ class GatewayStore(GatewayUploads):
             items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
         )
         if len(groups) == 1 and sum(i[2] for i in items) <= max_bytes:
-            async for data in self._batch(items):
-                yield data
+            async with aclosing(self._batch(items)) as frames:
+                async for data in frames:
+                    yield data
             return
         queues: list[asyncio.Queue[bytes | BaseException | None]] = [
             asyncio.Queue() for _ in groups
@@ -128,8 +130,9 @@ class GatewayStore(GatewayUploads):
                     r = ranges[group[0]]
                     await queue.put(await self.read(r.path, r.offset, r.length))
                 else:
-                    async for data in self._batch([items[i] for i in group]):
-                        await queue.put(data)
+                    async with aclosing(self._batch([items[i] for i in group])) as frames:
+                        async for data in frames:
+                            await queue.put(data)
                 await queue.put(None)
             except Exception as exc:  # handed to the consumer, re-raised there
                 await queue.put(exc)
@@ -146,7 +149,7 @@ class GatewayStore(GatewayUploads):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _batch(self, items: list[tuple[str, int, int]]) -> AsyncIterator[bytes]:
+    async def _batch(self, items: list[tuple[str, int, int]]) -> AsyncGenerator[bytes, None]:
         display = f"{self.url} (/_farfeed/batch)"
         session = await self._http.session()
         async with translated(display):
@@ -156,8 +159,9 @@ class GatewayStore(GatewayUploads):
                 headers={"Content-Type": "application/json"},
             ) as resp:
                 await check_status(resp, display)
-                async for data in read_frames(resp, [i[2] for i in items], url=display):
-                    yield data
+                async with aclosing(read_frames(resp, [i[2] for i in items], url=display)) as frames:
+                    async for data in frames:
+                        yield data
 
     # -- metadata -----------------------------------------------------------------------
     async def size(self, path: str) -> int:

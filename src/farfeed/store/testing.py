@@ -19,7 +19,7 @@ from pathlib import Path
 
 from farfeed.errors import ConfigError
 
-_LISTENING = re.compile(r"(?:Starting s3 server on|HTTP Server started on) \[(http://[^\]/]+)/?\]")
+_LISTENING = re.compile(r"(?:Starting s3 server on|HTTP Server started on) \[(https?://[^\]/]+)/?\]")
 
 
 def rclone_binary() -> str:
@@ -65,10 +65,14 @@ def serve_s3(
 
 
 @contextmanager
-def serve_http(root: Path) -> Iterator[str]:
-    """Run ``rclone serve http`` over ``root`` on a free port; yields its base URL (Range works)."""
-    with _rclone(["serve", "http", str(root)], root) as url:
-        yield url
+def serve_http(root: Path, *, cert: Path | None = None, key: Path | None = None) -> Iterator[str]:
+    """Run ``rclone serve http`` over ``root`` on a free port; yields its base URL (Range works).
+
+    With ``cert`` and ``key`` (PEM files) it serves https.
+    """
+    tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
+    with _rclone(["serve", "http", str(root), *tls], root) as url:
+        yield url.replace("http://", "https://") if tls else url
 
 
 @contextmanager

@@ -1,0 +1,51 @@
+"""https: certificate checks on by default, a CA file or ssl=False for self-signed servers;
+one store reused across event loops (a fresh connection pool per loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from farfeed.errors import StoreError, TransientError
+from farfeed.store import HttpStore, open_store
+from farfeed.store.testing import serve_http
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_certificate_checks(
+    files_root: Path, self_signed: tuple[Path, Path]
+) -> None:
+    cert, key = self_signed
+    with serve_http(files_root, cert=cert, key=key) as url:
+        assert url.startswith("https://")
+        with pytest.raises(StoreError, match="certificate") as caught:
+            await open_store(f"{url}/bucket/ds")
+        assert not isinstance(caught.value, TransientError)  # retrying would not help
+        for ssl in (str(cert), False):
+            async with open_store(f"{url}/bucket/ds", ssl=ssl) as store:
+                assert await store.read("sub/b.bin", 0, 5) == b"hello"
+
+
+def test_store_survives_a_new_event_loop(http_server: str) -> None:
+    store = HttpStore(f"{http_server}/bucket/ds")
+    assert asyncio.run(store.read("sub/b.bin", 6, 5)) == b"world"
+    assert asyncio.run(store.read("sub/b.bin", 0, 5)) == b"hello"  # old loop is gone
+    asyncio.run(store.close())
