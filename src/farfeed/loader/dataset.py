@@ -104,6 +104,10 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._start = 0  # global position the next iteration starts from (load_state_dict)
         self._consumed = 0  # global position reached by an in-process iteration
         self._loader_owned = False  # a farfeed.loader.DataLoader shows progress instead
+        if decode == "image":  # import before fork: workers then start decoding at once
+            from farfeed.loader.decode import image_transform
+
+            image_transform(image_size, train=train)
         from farfeed.loader.stats import SharedStats
 
         self._shared = SharedStats()

@@ -236,22 +236,23 @@ class FetchEngine:
         got: list[bytes | None] = [None] * len(ranges)
         attempt = 0
         while True:
-            idx = None
+            idx = replicas.active
             try:
-                idx, store = await replicas.store()
+                store = await replicas.store(idx)
                 await self._read_once(store, ranges, got)
                 replicas.succeeded(idx)
                 return [b for b in got if b is not None]
             except (TransientError, asyncio.TimeoutError) as exc:
                 attempt += 1
                 self._stats.add("retries")
-                if idx is not None and replicas.failed(idx):
+                if replicas.failed(idx):
                     self._stats.add("failovers")
                 if attempt > self._config.retries:
-                    url = replicas.urls[idx] if idx is not None else replicas.active_url
                     cause = str(exc) or type(exc).__name__
+                    named = isinstance(exc, StoreError) and exc.url is not None
                     raise TransientError(
-                        f"{what()}: gave up after {attempt} attempts, last cause: {cause}", url=url
+                        f"{what()}: gave up after {attempt} attempts, last cause: {cause}",
+                        url=None if named else replicas.urls[idx],
                     ) from exc
                 await asyncio.sleep(backoff(attempt))
             except StoreError as exc:  # not found, access denied, bad request: not retried

@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from farfeed.loader.dataset import Dataset
     from farfeed.loader.source import Source
 
-#: Coalescing gap for stores without batch-get: reading up to this many unused bytes
-#: between two samples of one shard is cheaper than another request.
-RANGE_GET_GAP = 64 * 1024
-
 
 def make_decoder(ds: Dataset) -> Callable[[int, bytes], Any]:
     """The per-sample decode step chosen by ``ds.decode``."""
@@ -61,7 +57,9 @@ class Pipeline:
         budget = max(1, ds.fetch_config.memory_budget // world.num_workers)
         first = min(budget // 4, max(MIN_REQUEST, ds.batch_size * source.mean_bytes))
         window = Window(budget=budget, first_request=max(1, first))
-        planner = Planner(self._ids, source.span, gap=0 if source.native_batch else RANGE_GET_GAP)
+        # Exact neighbours and repeats merge here; stores without batch-get (HTTP, S3)
+        # also merge near neighbours into one range GET themselves.
+        planner = Planner(self._ids, source.span, gap=0)
         decode = make_decoder(ds)
         engine = FetchEngine(
             planner,

@@ -41,14 +41,18 @@ class Replicas:
     def active_url(self) -> str:
         return self.urls[self._active]
 
-    async def store(self) -> tuple[int, Store]:
-        """(index, store) of the active URL, opened on first use."""
+    @property
+    def active(self) -> int:
+        """Index of the URL reads go to now."""
+        return self._active
+
+    async def store(self, idx: int) -> Store:
+        """The store of URL ``idx``, opened on first use."""
         from farfeed.store import open_store
 
-        idx = self._active
         if idx not in self._stores:
             self._stores[idx] = await open_store(self.urls[idx], token=self._token, **self._options)
-        return idx, self._stores[idx]
+        return self._stores[idx]
 
     def failed(self, idx: int) -> bool:
         """Note a failure at URL ``idx``; True when that switched to another replica."""

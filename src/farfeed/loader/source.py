@@ -29,7 +29,7 @@ class Source(Protocol):
     """The loader's view of one split of a dataset."""
 
     ids: npt.NDArray[np.int64]
-    native_batch: bool  # many ranges cost one round trip (gateway batch-get, local disk)
+    native_batch: bool  # many ranges cost one round trip (the gateway's batch-get)
     mean_bytes: int  # average bytes of one sample (sizes the first request)
 
     def span(self, i: int) -> ByteRange: ...
@@ -81,7 +81,7 @@ def open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens:
 
 async def _open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool) -> Source:
     from farfeed.format.load import read_index
-    from farfeed.store import LocalStore, open_store
+    from farfeed.store import open_store
 
     last: StoreError | None = None
     for attempt in range(config.retries + 1):
@@ -90,8 +90,7 @@ async def _open_source(config: FetchConfig, *, split: str, seq_len: int | None, 
             store = await open_store(url, token=config.token, **config.store_options)
             try:
                 index = await read_index(store)
-                # Coalescing across gaps pays where a request costs a round trip (HTTP, S3).
-                native = bool(store.native_batch) or isinstance(store, LocalStore)
+                native = bool(store.native_batch)
             finally:
                 await store.close()
         except TransientError as exc:

@@ -1,0 +1,100 @@
+"""Nothing fetched touches local disk: watch every file the loader's processes open for writing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loader_helpers import make_image_dataset
+
+from farfeed.store.testing import serve_http
+
+CHILD = """
+import sys, time
+from farfeed.loader import DataLoader, Dataset
+ds = Dataset(sys.argv[1], decode="image", image_size=16, seed=2)
+loader = DataLoader(ds, batch_size=4, num_workers=2)
+print("START", flush=True)
+n = 0
+for images, labels in loader:
+    n += len(labels)
+    time.sleep(0.02)
+print("DONE", n, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("memonly")
+    make_image_dataset(root, train=64, seed=3)
+    with serve_http(root) as url:
+        yield url.rstrip("/") + "/images"
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc/*/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def files_open_for_writing(pid: int) -> set[str]:
+    """Regular files (not devices, pipes, sockets, /dev/shm) that ``pid`` holds writable."""
+    found = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            flags = int(fields["flags"].strip(), 8)
+        except (OSError, ValueError, KeyError):
+            continue
+        if target.startswith("/") and not target.startswith(("/dev/", "/proc/")) and flags & 3:
+            found.add(f"{target} (pid {pid}, fd {fd})")
+    return found
+
+
+def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(home), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, http_url],
+        cwd=home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,  # a pipe: pytest's capture file would look like a write
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "START"
+    before = sorted(home.rglob("*"))  # torch may make its cache folders at import: not ours
+    writable: set[str] = set()
+    polls = 0
+    while proc.poll() is None:
+        for pid in descendants(proc.pid):
+            writable |= files_open_for_writing(pid)
+        polls += 1
+        time.sleep(0.005)
+    rest, errors = proc.communicate()
+    assert proc.returncode == 0 and "DONE 64" in rest, errors[-2000:]
+    assert polls > 10  # the watch ran during the epoch
+    assert writable == set()
+    assert sorted(home.rglob("*")) == before  # nothing appeared in cwd, HOME or TMPDIR
