@@ -14,7 +14,9 @@ from farfeed.format.pack_images import pack_images
 from farfeed.format.sample_index import SampleIndex
 
 
-def make_image_dataset(root: Path, *, train: int, val: int = 0, classes: int = 4, size: int = 24, seed: int = 0) -> Path:
+def make_image_dataset(
+    root: Path, *, train: int, val: int = 0, classes: int = 4, size: int = 24, seed: int = 0
+) -> Path:
     """An ImageNet-layout folder of small, distinct JPEGs packed into ``root/images``."""
     rng = np.random.default_rng(seed)
     src = root / "src"

@@ -29,7 +29,9 @@ def _rank_main(rank: int, world: int, init_file: str, dataset: str, out: str) ->
         dist.destroy_process_group()
 
 
-def test_two_ranks_two_workers_cover_each_epoch_exactly_once(image_dataset: Path, tmp_path: Path) -> None:
+def test_two_ranks_two_workers_cover_each_epoch_exactly_once(
+    image_dataset: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "result.json"
     mp.start_processes(  # fork: real processes, without re-importing torch in each
         _rank_main,

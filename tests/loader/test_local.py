@@ -31,7 +31,9 @@ def test_raw_epoch_is_every_sample_once_in_the_seeded_order(image_dataset: Path)
 
 
 def test_image_decode_yields_normalised_tensors_and_labels(image_dataset: Path) -> None:
-    ds = Dataset(str(image_dataset), split="val", decode="image", image_size=16, train=False, shuffle=False)
+    ds = Dataset(
+        str(image_dataset), split="val", decode="image", image_size=16, train=False, shuffle=False
+    )
     items = list(ds)
     assert len(items) == 24
     image, label = items[0]

@@ -26,7 +26,9 @@ def read(r: ByteRange) -> bytes:
 
 
 @pytest.mark.parametrize("gap,expected_ranges", [(0, 4), (10, 3), (10_000, 2)])
-def test_coalesce_merges_neighbours_and_cuts_each_sample_back(gap: int, expected_ranges: int) -> None:
+def test_coalesce_merges_neighbours_and_cuts_each_sample_back(
+    gap: int, expected_ranges: int
+) -> None:
     spans = list(SPANS.values())
     ranges, pieces = coalesce(spans, gap=gap)
     assert len(ranges) == expected_ranges

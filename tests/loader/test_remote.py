@@ -50,7 +50,9 @@ def test_s3_gives_the_same_samples_as_local(served: Path, s3: S3Endpoint) -> Non
     assert list(ds) == local_epoch(served)
 
 
-def test_corrupted_bytes_on_the_wire_are_refetched_never_delivered(served: Path, http_url: str) -> None:
+def test_corrupted_bytes_on_the_wire_are_refetched_never_delivered(
+    served: Path, http_url: str
+) -> None:
     host_port = http_url.split("/")[2].rsplit(":", 1)
     with WanThread(upstream=(host_port[0], int(host_port[1])), link=Link()) as wan:
         ds = Dataset(wan.url_for(http_url), seed=5, retries=20)

@@ -10,17 +10,25 @@ from farfeed.loader.sampler import Sampler, worker_positions, worker_stream
 from farfeed.loader.world import World
 
 
-def all_streams(s: Sampler, epoch: int, world_size: int, workers: int, batch: int, consumed: int = 0) -> list[np.ndarray]:
+def all_streams(
+    s: Sampler, epoch: int, world_size: int, workers: int, batch: int, consumed: int = 0
+) -> list[np.ndarray]:
     out = []
     for rank in range(world_size):
         rank_ids = s.rank_stream(epoch, World(rank, world_size), consumed)
         for w in range(workers):
-            out.append(worker_stream(rank_ids, World(rank, world_size, w, workers), batch_size=batch))
+            out.append(
+                worker_stream(rank_ids, World(rank, world_size, w, workers), batch_size=batch)
+            )
     return out
 
 
-@pytest.mark.parametrize("n,world,workers,batch", [(100, 2, 2, 4), (101, 3, 2, 5), (7, 4, 3, 1), (64, 1, 1, 64)])
-def test_pad_covers_every_sample_and_repeats_only_the_pad(n: int, world: int, workers: int, batch: int) -> None:
+@pytest.mark.parametrize(
+    "n,world,workers,batch", [(100, 2, 2, 4), (101, 3, 2, 5), (7, 4, 3, 1), (64, 1, 1, 64)]
+)
+def test_pad_covers_every_sample_and_repeats_only_the_pad(
+    n: int, world: int, workers: int, batch: int
+) -> None:
     s = Sampler(np.arange(n) * 10, seed=3, uneven="pad")
     seen = np.concatenate(all_streams(s, 0, world, workers, batch))
     assert set(seen.tolist()) == set((np.arange(n) * 10).tolist())
@@ -51,7 +59,10 @@ def test_round_robin_batches_rebuild_the_rank_stream() -> None:
     s = Sampler(np.arange(103), seed=0)
     rank_ids = s.rank_stream(0, World(1, 2))
     for workers in (1, 2, 3, 5):
-        streams = [list(worker_stream(rank_ids, World(1, 2, w, workers), batch_size=4)) for w in range(workers)]
+        streams = [
+            list(worker_stream(rank_ids, World(1, 2, w, workers), batch_size=4))
+            for w in range(workers)
+        ]
         rebuilt: list[int] = []
         b = 0
         while any(streams):
@@ -89,7 +100,9 @@ def test_bad_settings_are_refused_with_the_value() -> None:
         worker_positions(4, worker=0, num_workers=1, batch_size=0)
 
 
-def test_world_refuses_half_given_or_torchrun_without_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_world_refuses_half_given_or_torchrun_without_process_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     with pytest.raises(ConfigError, match="both"):
         World.for_rank(rank=1)
     monkeypatch.setenv("WORLD_SIZE", "2")

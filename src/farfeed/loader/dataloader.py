@@ -38,16 +38,22 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     out-of-order batches would break the position count).
     """
 
-    def __init__(self, dataset: Dataset, *, batch_size: int = 1, num_workers: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, dataset: Dataset, *, batch_size: int = 1, num_workers: int = 0, **kwargs: Any
+    ) -> None:
         if not isinstance(dataset, Dataset):
-            raise ConfigError(f"farfeed.loader.DataLoader needs a farfeed.Dataset, got {type(dataset).__name__}")
+            raise ConfigError(
+                f"farfeed.loader.DataLoader needs a farfeed.Dataset, got {type(dataset).__name__}"
+            )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
         for name, why in _REFUSED.items():
             if kwargs.get(name) not in (None, False):
                 raise ConfigError(f"{name}={kwargs[name]!r} is not allowed: {why}")
         if kwargs.get("persistent_workers"):
-            raise ConfigError("persistent_workers=True is not supported: workers must see set_epoch()")
+            raise ConfigError(
+                "persistent_workers=True is not supported: workers must see set_epoch()"
+            )
         if kwargs.get("in_order") is False:
             raise ConfigError("in_order=False is not supported: positions count batches in order")
         dataset.batch_size = batch_size
@@ -74,7 +80,9 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             from farfeed.loader.progress import EpochProgress
 
             remaining = ds.sampler.rank_length(ds.world.world_size, base)
-            bar = EpochProgress(-(-remaining // self._ds.batch_size), ds.stats, unit="batches").__enter__()
+            bar = EpochProgress(
+                -(-remaining // self._ds.batch_size), ds.stats, unit="batches"
+            ).__enter__()
         try:
             for batch in inner:
                 batches += 1

@@ -1,7 +1,7 @@
 """`farfeed.Dataset`: a torch IterableDataset streaming a remote dataset with full shuffle.
 
-    import farfeed
-    ds = farfeed.Dataset("http://storage:8470/imagenet", decode="image", batch_size=256)
+import farfeed
+ds = farfeed.Dataset("http://storage:8470/imagenet", decode="image", batch_size=256)
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             verify=verify,
         )
         # The index is fetched once here, before any fork, and travels with the object.
-        self.source = open_source(self.fetch_config, split=split, seq_len=seq_len, tokens=decode == "tokens")
+        self.source = open_source(
+            self.fetch_config, split=split, seq_len=seq_len, tokens=decode == "tokens"
+        )
         self.sampler = Sampler(self.source.ids, seed=seed, shuffle=shuffle, uneven=uneven)
         self.epoch = 0
         self._start = 0  # global position the next iteration starts from (load_state_dict)
@@ -155,7 +157,9 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         try:
             for item in pipeline:
                 delivered += 1
-                self._consumed = self.sampler.consumed_after(self.world.world_size, start, delivered)
+                self._consumed = self.sampler.consumed_after(
+                    self.world.world_size, start, delivered
+                )
                 if bar is not None:
                     bar.advance()
                 yield item

@@ -1,8 +1,8 @@
 """Decoders, run in the DataLoader workers: raw dicts, images to tensors, token windows.
 
-    raw     {"__key__": "000123", "__index__": 123, "jpg": b"...", "cls": b"7"}
-    image   (float32 CHW tensor, normalised with ImageNet mean/std, int label)
-    tokens  (input_ids, labels): LongTensors of seq_len, labels shifted by one
+raw     {"__key__": "000123", "__index__": 123, "jpg": b"...", "cls": b"7"}
+image   (float32 CHW tensor, normalised with ImageNet mean/std, int label)
+tokens  (input_ids, labels): LongTensors of seq_len, labels shifted by one
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def image_transform(image_size: int, *, train: bool) -> Callable[[Any], Any]:
             v2.RandomHorizontalFlip(),
         ]
     else:
-        geometry = [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
+        geometry = [
+            v2.Resize(int(image_size * 256 / 224), antialias=True),
+            v2.CenterCrop(image_size),
+        ]
     return v2.Compose(
         [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     )
@@ -51,7 +54,9 @@ def decode_image_sample(sample: dict[str, Any], transform: Callable[[Any], Any])
         with Image.open(io.BytesIO(sample[key])) as opened:
             image = opened.convert("RGB")
     except (OSError, UnidentifiedImageError) as exc:
-        raise FormatError(f"sample {sample.get('__key__')!r}: cannot decode {key!r}: {exc}") from exc
+        raise FormatError(
+            f"sample {sample.get('__key__')!r}: cannot decode {key!r}: {exc}"
+        ) from exc
     return transform(image), sample_label(sample)
 
 
@@ -65,7 +70,9 @@ def sample_label(sample: dict[str, Any]) -> int:
             try:
                 return int(value.decode() if isinstance(value, bytes) else value)
             except ValueError as exc:
-                raise FormatError(f"sample {sample.get('__key__')!r}: label {value!r} is not an int") from exc
+                raise FormatError(
+                    f"sample {sample.get('__key__')!r}: label {value!r} is not an int"
+                ) from exc
     return -1
 
 
@@ -76,6 +83,8 @@ def token_window(data: bytes, *, dtype: Any, seq_len: int) -> tuple[Any, Any]:
 
     tokens = np.frombuffer(data, dtype=dtype)
     if len(tokens) != seq_len + 1:
-        raise FormatError(f"token window has {len(tokens)} tokens, expected seq_len + 1 = {seq_len + 1}")
+        raise FormatError(
+            f"token window has {len(tokens)} tokens, expected seq_len + 1 = {seq_len + 1}"
+        )
     window = torch.from_numpy(tokens.astype(np.int64))
     return window[:-1].clone(), window[1:].clone()

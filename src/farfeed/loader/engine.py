@@ -87,7 +87,10 @@ class FetchEngine:
         with self._cond:
             if self._next not in self._ready and self._error is None and not self._finished:
                 t0 = time.monotonic()
-                if self._inflight + self._buffered >= self._window.target and not self._planner.done:
+                if (
+                    self._inflight + self._buffered >= self._window.target
+                    and not self._planner.done
+                ):
                     self._call_soon(self._window.on_limited_stall)
                 while self._next not in self._ready and self._error is None and not self._finished:
                     self._cond.wait(0.5)
@@ -258,7 +261,9 @@ class FetchEngine:
             except StoreError as exc:  # not found, access denied, bad request: not retried
                 raise type(exc)(f"{what()}: {exc}") from exc
 
-    async def _read_once(self, store: Any, ranges: Sequence[ByteRange], got: list[bytes | None]) -> None:
+    async def _read_once(
+        self, store: Any, ranges: Sequence[ByteRange], got: list[bytes | None]
+    ) -> None:
         todo = [k for k, b in enumerate(got) if b is None]
         sent = time.monotonic()
         agen = store.iter_many([ranges[k] for k in todo]).__aiter__()
@@ -267,7 +272,9 @@ class FetchEngine:
                 try:
                     blob = await asyncio.wait_for(agen.__anext__(), self._config.timeout)
                 except StopAsyncIteration:
-                    raise TransientError(f"response ended after {n} of {len(todo)} ranges") from None
+                    raise TransientError(
+                        f"response ended after {n} of {len(todo)} ranges"
+                    ) from None
                 if n == 0:
                     self._window.on_first_byte(time.monotonic() - sent)
                 if len(blob) != ranges[k].length:

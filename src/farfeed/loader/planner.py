@@ -102,7 +102,9 @@ class Planner:
         start: int = 0,
     ) -> None:
         if gap < 0 or max_ranges < 1:
-            raise ConfigError(f"need gap >= 0 and max_ranges >= 1, got gap={gap!r} max_ranges={max_ranges!r}")
+            raise ConfigError(
+                f"need gap >= 0 and max_ranges >= 1, got gap={gap!r} max_ranges={max_ranges!r}"
+            )
         if not 0 <= start <= len(ids):
             raise ConfigError(f"start must be within 0..{len(ids)}, got {start!r}")
         self._ids = ids

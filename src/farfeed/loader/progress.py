@@ -22,7 +22,9 @@ def stats_line(stats: dict[str, float]) -> str:
 class EpochProgress:
     """``with EpochProgress(total, stats) as bar: bar.advance(n)``; redraws at most 5 times/s."""
 
-    def __init__(self, total: int, stats: Callable[[], dict[str, float]], *, unit: str = "samples") -> None:
+    def __init__(
+        self, total: int, stats: Callable[[], dict[str, float]], *, unit: str = "samples"
+    ) -> None:
         self._stats = stats
         self._last = 0.0
         self._bar = Progress(
@@ -49,7 +51,10 @@ class EpochProgress:
             self._bar.update(self._task, line=stats_line(self._stats()))
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self._bar.update(self._task, line=stats_line(self._stats()))
         self._bar.stop()

@@ -92,7 +92,9 @@ class Sampler:
         return min(self.num_samples, consumed + delivered * world_size)
 
 
-def worker_positions(length: int, *, worker: int, num_workers: int, batch_size: int) -> npt.NDArray[np.int64]:
+def worker_positions(
+    length: int, *, worker: int, num_workers: int, batch_size: int
+) -> npt.NDArray[np.int64]:
     """Positions of a rank stream of ``length`` that one worker serves (rule 5)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")

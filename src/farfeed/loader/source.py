@@ -79,7 +79,9 @@ def open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens:
     return run_sync(lambda: _open_source(config, split=split, seq_len=seq_len, tokens=tokens))
 
 
-async def _open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool) -> Source:
+async def _open_source(
+    config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool
+) -> Source:
     from farfeed.format.load import read_index
     from farfeed.store import open_store
 

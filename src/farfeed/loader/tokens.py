@@ -22,7 +22,9 @@ from farfeed.store.base import ByteRange
 class TokenSource:
     """Windows of a `farfeed.format.TokenIndex` split, as loader samples."""
 
-    def __init__(self, index: Any, *, split: str, seq_len: int, url: str, native_batch: bool) -> None:
+    def __init__(
+        self, index: Any, *, split: str, seq_len: int, url: str, native_batch: bool
+    ) -> None:
         if seq_len < 1:
             raise ConfigError(f"seq_len must be >= 1, got {seq_len!r}")
         segments = index.split_token_range(split)
@@ -73,8 +75,12 @@ class TokenSource:
         _, first_token, _ = self.index.chunk_tokens_range(c0)
         size = self.index.dtype.itemsize
         lo = (t0 - first_token) * size
-        return token_window(data[lo : lo + (self.seq_len + 1) * size], dtype=self.index.dtype, seq_len=self.seq_len)
+        return token_window(
+            data[lo : lo + (self.seq_len + 1) * size], dtype=self.index.dtype, seq_len=self.seq_len
+        )
 
     def describe(self, i: int) -> str:
         f, t0, _, _ = self._chunks(i)
-        return f"token window {i} ({self.index.token_files[f]} tokens {t0}..{t0 + self.seq_len + 1})"
+        return (
+            f"token window {i} ({self.index.token_files[f]} tokens {t0}..{t0 + self.seq_len + 1})"
+        )
