@@ -18,6 +18,7 @@ from farfeed.errors import ConfigError
 from farfeed.wan.link import Link
 from farfeed.wan.pipe import LinkState, Pipe, abort_with_rst
 from farfeed.wan.stats import RateMeter, WanStats
+from farfeed.wan.timers import Timers, clock
 
 CutMode = Literal["reset", "stall"]
 #: Transport write buffer above which a destination counts as full (ACKs are held).
@@ -67,7 +68,7 @@ class _Connection:
 
     def __init__(self, emu: WanEmulator, loop: asyncio.AbstractEventLoop) -> None:
         self.emu = emu
-        now = loop.time()
+        now = clock()
         link = emu.state.link
         rtt = link.rtt if link.handshake else 0.0
         # Real TCP: the client's data leaves after SYN/SYN-ACK (1 RTT) and lands 1.5 RTT
@@ -165,6 +166,7 @@ class WanEmulator:
         if self._server is not None:
             raise ConfigError("this WanEmulator is already started")
         self._loop = asyncio.get_running_loop()
+        self.state.timers = Timers(self._loop)
         host, port = self.listen
         try:
             self._server = await self._loop.create_server(self._accept, host, port, backlog=1024)
@@ -199,6 +201,9 @@ class WanEmulator:
         await asyncio.sleep(0)
         await self._server.wait_closed()
         self._server = None
+        if self.state.timers is not None:
+            self.state.timers.close()
+            self.state.timers = None
 
     def _accept(self) -> _Side:
         loop = self._require_loop()
@@ -212,7 +217,7 @@ class WanEmulator:
         transport = conn.client.transport
         if transport is None or conn.finished:
             return
-        if self._require_loop().time() < self._refuse_until:
+        if clock() < self._refuse_until:
             self.failed_connections += 1
             conn.abort()
             return
@@ -238,7 +243,8 @@ class WanEmulator:
         ``duration`` s), or ``stall`` it (nothing passes for ``duration`` s, then all resumes).
         """
         mode, duration = check_cut(mode, duration)
-        now = self._require_loop().time()
+        self._require_loop()
+        now = clock()
         self.cuts += 1
         if mode == "reset":
             self._refuse_until = max(self._refuse_until, now + duration)

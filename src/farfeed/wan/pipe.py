@@ -18,12 +18,10 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from farfeed.wan.link import SEGMENT, Link
+from farfeed.wan.timers import Timer, Timers, clock
 
-#: Deliver a chunk this early rather than re-arm a timer for it (the loop's timers
-#: have about 1 ms resolution).
-EPS = 0.001
-#: Arm timers this early: they fire about half a tick late on average.
-LEAD = 0.0005
+#: Deliver a chunk this early rather than wait for another wake-up (see `timers`).
+EPS = 0.0001
 #: Smallest and largest bandwidth-clock segment: a large read is split so one chunk's
 #: serialisation time never adds much to the RTT a window-limited stream sees.
 MIN_SEGMENT = 4096
@@ -68,6 +66,7 @@ class LinkState:
         self.up = Direction("up")
         self.down = Direction("down")
         self.random = random.Random()
+        self.timers: Timers | None = None  # set when the emulator starts
         self._np_rng: Any = None
 
     def corrupt(self, data: bytes | memoryview, rate: float, direction: Direction) -> bytes | memoryview:
@@ -112,8 +111,8 @@ class Pipe:
         self.queue: deque[tuple[float, Chunk]] = deque()
         self.acks: deque[tuple[float, int]] = deque()
         self.last_deliver = 0.0
-        self.deliver_timer: asyncio.TimerHandle | None = None
-        self.ack_timer: asyncio.TimerHandle | None = None
+        self.deliver_timer: Timer | None = None
+        self.ack_timer: Timer | None = None
         self.reading_paused = False
         self.sink_paused = False
         self.eof_in = False
@@ -137,7 +136,7 @@ class Pipe:
         """The source reset: abort the destination after the bytes already in flight."""
         self.backlog.clear()
         self.eof_queued = True
-        self._enqueue(self.loop.time() + self.state.link.one_way, Mark.RESET)
+        self._enqueue(clock() + self.state.link.one_way, Mark.RESET)
 
     def pump(self) -> None:
         """Admit backlog while the window has room; pause or resume reading to match."""
@@ -154,7 +153,7 @@ class Pipe:
             self._admit(head)
         if self.eof_in and not backlog and not self.eof_queued:
             self.eof_queued = True
-            self._enqueue(self.loop.time() + self.state.link.one_way, Mark.EOF)
+            self._enqueue(clock() + self.state.link.one_way, Mark.EOF)
         src = self.src
         if src is None or self.closed:
             return
@@ -168,7 +167,7 @@ class Pipe:
     def _admit(self, data: bytes | memoryview) -> None:
         state = self.state
         link = state.link
-        now = self.loop.time()
+        now = clock()
         size = len(data)
         self.inflight += size
         if link.corrupt_rate:
@@ -206,7 +205,12 @@ class Pipe:
         self.last_deliver = deliver
         self.queue.append((deliver, chunk))
         if self.deliver_timer is None and self.dst is not None:
-            self.deliver_timer = self.loop.call_at(deliver - LEAD, self.flush)
+            self.deliver_timer = self._at(deliver, self.flush)
+
+    def _at(self, when: float, callback: Callable[[], None]) -> Timer:
+        timers = self.state.timers
+        assert timers is not None, "the emulator is not started"
+        return timers.call_at(when, callback)
 
     # -- output side --------------------------------------------------------------
     def flush(self) -> None:
@@ -215,10 +219,10 @@ class Pipe:
         dst = self.dst
         if self.closed or dst is None:
             return
-        now = self.loop.time()
+        now = clock()
         stall = self.state.stall_until
         if stall > now + EPS:
-            self.deliver_timer = self.loop.call_at(stall - LEAD, self.flush)
+            self.deliver_timer = self._at(stall, self.flush)
             return
         one_way = self.state.link.one_way
         queue = self.queue
@@ -246,19 +250,19 @@ class Pipe:
         elif mark is Mark.RESET:
             abort_with_rst(dst)
         if queue and self.deliver_timer is None and not self.closed:
-            self.deliver_timer = self.loop.call_at(queue[0][0] - LEAD, self.flush)
+            self.deliver_timer = self._at(queue[0][0], self.flush)
         self._arm_acks()
 
     def _arm_acks(self) -> None:
         if self.ack_timer is None and self.acks and not self.sink_paused and not self.closed:
-            self.ack_timer = self.loop.call_at(self.acks[0][0] - LEAD, self.on_acks)
+            self.ack_timer = self._at(self.acks[0][0], self.on_acks)
 
     def on_acks(self) -> None:
         """ACKs came back: return window credit and read more."""
         self.ack_timer = None
         if self.sink_paused or self.closed:
             return
-        limit = self.loop.time() + EPS
+        limit = clock() + EPS
         acks = self.acks
         freed = 0
         while acks and acks[0][0] <= limit:
@@ -289,7 +293,7 @@ class Pipe:
             self.deliver_timer.cancel()
             self.deliver_timer = None
         if self.queue and self.dst is not None:
-            self.deliver_timer = self.loop.call_at(self.queue[0][0] - LEAD, self.flush)
+            self.deliver_timer = self._at(self.queue[0][0], self.flush)
 
     def close(self) -> None:
         """Drop everything in flight and stop the timers."""
