@@ -121,3 +121,10 @@ def test_parse_size() -> None:
     for bad in ("0", "-3MB", "MB", "12 parsecs"):
         with pytest.raises(ValueError, match=repr(bad).replace("+", r"\+")):
             parse_size(bad)
+
+
+def test_span_past_end_of_shard_is_a_format_error(packed: Path) -> None:
+    meta = _meta(packed)
+    meta["shard_bytes"] = [size // 2 for size in meta["shard_bytes"]]
+    with pytest.raises(FormatError, match="past the end of its shard"):
+        SampleIndex.from_bytes(json.dumps(meta).encode(), (packed / INDEX_FILE).read_bytes())

@@ -101,3 +101,19 @@ def test_duplicate_member_in_one_sample_is_a_format_error(tmp_path: Path) -> Non
             tar.addfile(info, io.BytesIO(b"a"))
     with pytest.raises(FormatError, match="two members with extension 'txt'"):
         index_webdataset(folder)
+
+
+def test_indexing_packed_shards_gives_the_same_index(packed: Path, tmp_path: Path) -> None:
+    """farfeed's own shards are WebDataset shards: indexing them in place finds the same spans."""
+    import shutil
+
+    packed_index = SampleIndex.load(packed)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in packed_index.shard_names:
+        shutil.copy(packed / name, copy / name)
+    index_webdataset(copy)
+    index = SampleIndex.load(copy)
+    assert index.shard_names == packed_index.shard_names and index.split_names == ["train", "val"]
+    for name in ("shard", "offset", "size", "checksum", "label", "split", "key", "member_offset"):
+        assert (getattr(index, name) == getattr(packed_index, name)).all(), name

@@ -74,7 +74,7 @@ class IndexBuilder:
         cols["checksum"].append(checksum)
         cols["label"].append(label)
         cols["split"].append(self._split_codes[self.shard_split[shard]])
-        self._keys.append(key.encode("utf-8"))
+        self._keys.append(key.encode("utf-8", "surrogateescape"))
         for ext, m_offset, m_size in members:
             self._member_ext.append(self._ext_codes.setdefault(ext, len(self._ext_codes)))
             self._member_offset.append(m_offset)

@@ -106,6 +106,8 @@ def image_extension(path: Path, data: bytes) -> str:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             img.verify()
+    except Image.DecompressionBombError:
+        fmt = ""  # a very large image is still an image: packing never decodes it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = (
             "not an image"

@@ -110,6 +110,10 @@ class SampleIndex:
             raise FormatError(f"{where}: a member extension number is out of range")
         if int(self.member_start[0]) != 0 or int(self.member_start[-1]) != m:
             raise FormatError(f"{where}: member_start must run from 0 to {m}")
+        shard_bytes = np.asarray(self.meta.shard_bytes, dtype=np.uint64)
+        if n and bool(np.any(self.offset + self.size > shard_bytes[self.shard])):
+            bad = int(np.argmax(self.offset + self.size > shard_bytes[self.shard]))
+            raise FormatError(f"{where}: sample {bad}'s span ends past the end of its shard")
 
     @classmethod
     def from_bytes(cls, meta_json: bytes, index_npz: bytes) -> SampleIndex:
