@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 import typer
@@ -54,7 +53,9 @@ def format_bench(
         f"from_bytes median {load['median_from_bytes_seconds'] * 1e3:,.0f} ms (5 runs)"
     )
     if json_out is not None:
-        result["command"] = "farfeed bench format " + " ".join(sys.argv[3:])
+        result["command"] = (
+            f"farfeed bench format --samples {samples} --pack-images {pack_images} --json {json_out}"
+        )
         result["machine"] = {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
