@@ -81,6 +81,8 @@ def test_bad_index_bytes_are_a_format_error(packed: Path) -> None:
     meta = (packed / DATASET_JSON).read_bytes()
     with pytest.raises(FormatError, match="not a readable npz"):
         load_index(meta, b"garbage")
+    with pytest.raises(FormatError, match="not a readable npz"):
+        load_index(meta, (packed / INDEX_FILE).read_bytes()[:5000])  # truncated zip
     with np.load(packed / INDEX_FILE) as npz:
         arrays = {n: npz[n] for n in npz.files}
     arrays["label"] = arrays["label"].astype(np.int32)

@@ -7,6 +7,7 @@ Loading is a handful of numpy arrays (no Python object per sample), so the index
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def load_npz(source: Path | bytes, names: dict[str, Any], *, where: str) -> dict
             arrays = {name: npz[name] for name in names}
     except FormatError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise FormatError(f"{where}: not a readable npz file ({exc})") from None
     for name, dtype in names.items():
         arr = arrays[name]
