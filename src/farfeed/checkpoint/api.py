@@ -27,7 +27,7 @@ from farfeed.checkpoint.sync import run_sync
 from farfeed.checkpoint.upload import upload
 from farfeed.errors import CheckpointError, ConfigError
 from farfeed.store import open_store
-from farfeed.store.base import Store
+from farfeed.store.base import Store, UploadResult
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -65,14 +65,19 @@ def save(
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config must be JSON-serialisable, got {exc}") from None
     plan = transfer or Transfer()
-    opener = _opener(url, store_options, plan)
+    _opener(url, store_options, plan)  # bad options fail here, before the snapshot
     _handle.wait_previous()
     snap = take_snapshot(state, metadata={"format": "farfeed-checkpoint", "step": str(step)})
     h = _handle.SaveHandle(url=url, step=step, nbytes=snap.size, snapshot_seconds=snap.seconds)
+    # S3 re-cuts parts at its part_size (at least 5 MiB there); give it the planned size
+    opener = _opener(url, store_options, plan, part_size=max(plan.part_size(snap.size), 5 * 1024 * 1024))
+
+    def sent(result: UploadResult) -> None:
+        h.resumed_parts = result.parts_skipped
 
     async def work() -> CheckpointInfo:
         async with opener() as store:
-            return await upload(store, snap, step=step, url=url, transfer=plan, keep=keep, config=config)
+            return await upload(store, snap, step=step, url=url, transfer=plan, keep=keep, config=config, on_sent=sent)
 
     return _handle.start(h, work, background=background)
 
@@ -242,12 +247,16 @@ def _device(map_location: str | torch.device) -> torch.device:
 _OPEN_PARAMS = set(inspect.signature(open_store).parameters) - {"url"}
 
 
-def _opener(url: str, store_options: Mapping[str, Any] | None, plan: Transfer) -> Callable[[], Any]:
+def _opener(
+    url: str, store_options: Mapping[str, Any] | None, plan: Transfer, *, part_size: int | None = None
+) -> Callable[[], Any]:
     """A zero-argument callable opening the store (inside the loop that will use it)."""
     opts = dict(store_options or {})
     unknown = set(opts) - _OPEN_PARAMS
     if unknown:
         raise ConfigError(f"unknown store option(s) {sorted(unknown)!r}; known: {sorted(_OPEN_PARAMS)}")
     opts.setdefault("connections", max(plan.connections, 16))
+    if part_size is not None:
+        opts.setdefault("part_size", part_size)
     open_store(url, **opts)  # validate options and scheme now, before any thread starts
     return lambda: open_store(url, **opts)

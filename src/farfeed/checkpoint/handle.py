@@ -37,6 +37,8 @@ class SaveHandle:
         self.nbytes = nbytes
         self.snapshot_seconds = snapshot_seconds
         self.upload_seconds: float | None = None
+        #: Parts a retried upload did not have to send again (the gateway kept them).
+        self.resumed_parts = 0
         self._done = threading.Event()
         self._info: CheckpointInfo | None = None
         self._error: BaseException | None = None

@@ -12,8 +12,10 @@ A failure or a kill before step 4 leaves the previous checkpoint the latest.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from farfeed.checkpoint.manifest import (
@@ -27,10 +29,13 @@ from farfeed.checkpoint.manifest import (
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import scan_steps
 from farfeed.checkpoint.snapshot import Snapshot
-from farfeed.errors import CheckpointError
-from farfeed.store.base import Store
+from farfeed.errors import CheckpointError, StoreError, TransientError
+from farfeed.store.base import Store, UploadResult
 
 log = logging.getLogger("farfeed.checkpoint")
+
+#: Tries of one upload (the first and the retries) before its error is raised.
+ATTEMPTS = 4
 
 
 async def upload(
@@ -42,13 +47,16 @@ async def upload(
     transfer: Transfer,
     keep: int | None,
     config: Mapping[str, Any] | None,
+    on_sent: Callable[[UploadResult], None] | None = None,
 ) -> CheckpointInfo:
     """Upload ``snap`` as checkpoint ``step`` of the run at ``url`` and commit it."""
     folder = step_dir(step)
     data_path, manifest_path = f"{folder}/{TENSORS}", f"{folder}/{MANIFEST}"
     await store.delete(manifest_path)  # re-saving a step: it stops being a checkpoint first
     part_size = transfer.part_size(snap.size)
-    result = await store.write_parts(data_path, snap.parts(part_size), concurrency=transfer.connections)
+    result = await send_parts(store, data_path, snap, part_size=part_size, concurrency=transfer.connections)
+    if on_sent is not None:
+        on_sent(result)
     if result.size != snap.size or result.xxh64 != snap.xxh64:
         raise CheckpointError(
             f"checkpoint step {step} at {url}: the store holds {result.size} bytes with xxh64 "
@@ -76,6 +84,32 @@ async def upload(
         tensors=manifest.tensors,
         xxh64=snap.xxh64,
     )
+
+
+async def send_parts(store: Store, path: str, snap: Snapshot, *, part_size: int, concurrency: int) -> UploadResult:
+    """`Store.write_parts`, retried on transient errors; on the gateway the retry resumes
+    the same upload, sending only the parts it does not hold yet."""
+    start = getattr(store, "start_upload", None)
+    upload_id: str | None = await start(path) if callable(start) else None
+    writer: Any = store.write_parts
+    extra = {} if upload_id is None else {"upload_id": upload_id}
+    try:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                result: UploadResult = await writer(path, snap.parts(part_size), concurrency=concurrency, **extra)
+                upload_id = None  # committed: nothing to abort
+                return result
+            except TransientError as exc:
+                if attempt == ATTEMPTS:
+                    raise
+                log.warning("upload of %s interrupted (%s); retry %d of %d", path, exc, attempt, ATTEMPTS - 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+    finally:
+        abort = getattr(store, "abort_upload", None)
+        if upload_id is not None and callable(abort):
+            with contextlib.suppress(StoreError):
+                await asyncio.shield(abort(upload_id))
 
 
 async def apply_retention(store: Store, *, keep: int, newest: int) -> list[int]:

@@ -1,0 +1,30 @@
+"""Real servers for the checkpoint tests: ``rclone serve s3`` (and the gateway, when used)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from farfeed.store.testing import serve_s3
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A run area reachable by URL, the options to reach it, and the folder behind it."""
+
+    url: str
+    store_options: dict[str, Any]
+    folder: Path
+
+
+@pytest.fixture
+def s3_run(tmp_path: Path) -> Iterator[Remote]:
+    """``s3://ckpt/runs/r1`` served by ``rclone serve s3`` from ``tmp_path/s3/ckpt/runs/r1``."""
+    root = tmp_path / "s3"
+    (root / "ckpt").mkdir(parents=True)
+    with serve_s3(root) as endpoint:
+        yield Remote("s3://ckpt/runs/r1", endpoint.store_options(), root / "ckpt" / "runs" / "r1")
