@@ -28,3 +28,14 @@ def s3_run(tmp_path: Path) -> Iterator[Remote]:
     (root / "ckpt").mkdir(parents=True)
     with serve_s3(root) as endpoint:
         yield Remote("s3://ckpt/runs/r1", endpoint.store_options(), root / "ckpt" / "runs" / "r1")
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Remote]:
+    """A gateway over ``tmp_path/root`` (in a thread); the run area is ``checkpoints/run1``."""
+    from farfeed.server import serve_in_thread
+
+    root = tmp_path / "root"
+    (root / "checkpoints").mkdir(parents=True)
+    with serve_in_thread(root) as url:
+        yield Remote(f"{url}/checkpoints/run1", {}, root / "checkpoints" / "run1")
