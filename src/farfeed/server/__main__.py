@@ -9,8 +9,8 @@ def main() -> None:
 
     import typer
 
-    from farfeed.cli.serve import serve
     from farfeed.errors import FarfeedError
+    from farfeed.server.command import serve
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(serve)

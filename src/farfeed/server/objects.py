@@ -51,6 +51,7 @@ async def info(request: web.Request) -> web.StreamResponse:
             "max_batch_bytes": limits.max_batch_bytes,
             "max_batch_body": limits.max_batch_body,
             "max_part_bytes": limits.max_part_bytes,
+            "worker": os.getpid(),
         }
     )
 

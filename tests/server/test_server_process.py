@@ -1,0 +1,127 @@
+"""The gateway as a real child process: TLS, several workers on one port, SIGKILL mid-upload,
+restart on the same port, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from gw_helpers import call, call_json, make_cert, make_dataset
+
+from farfeed.server import GatewayProcess
+from farfeed.server.__main__ import main
+
+
+async def test_tls(gateway_root: Path, tmp_path: Path) -> None:
+    files = make_dataset(gateway_root)
+    cert, key = make_cert(tmp_path)
+    with GatewayProcess.start(gateway_root, cert=cert, key=key) as gw:
+        assert gw.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{gw.url}/ds/shard-00001.tar", ssl=context, headers={"Range": "bytes=10-19"}) as r:
+                assert r.status == 206 and await r.read() == files["ds/shard-00001.tar"][10:20]
+            body = json.dumps({"ranges": [["ds/shard-00000.tar", 5, 50_000]]})
+            async with s.post(f"{gw.url}/_farfeed/batch", data=body, ssl=context) as r:
+                assert r.status == 200 and files["ds/shard-00000.tar"][5:50_005] in await r.read()
+        try:  # plain HTTP is not answered on a TLS port
+            status = call(gw.url.replace("https", "http"), "GET", "/healthz")[0]
+        except (OSError, http.client.HTTPException):
+            status = None
+        assert status != 200
+
+
+def test_two_workers_share_the_port(gateway_root: Path) -> None:
+    files = make_dataset(gateway_root)
+    with GatewayProcess.start(gateway_root, workers=2) as gw:
+        workers = set()
+        for _ in range(40):  # each call is a new connection; the kernel spreads them
+            status, info = call_json(gw.url, "GET", "/_farfeed/info")
+            assert status == 200
+            workers.add(info["worker"])
+        assert len(workers) == 2 and gw.pid not in workers
+        for i in range(4):  # an upload's parts and commit may land on either worker
+            _, made = call_json(gw.url, "POST", "/_farfeed/uploads", {"path": f"checkpoints/w{i}.bin"})
+            for n in range(3):
+                assert call(gw.url, "PUT", f"/_farfeed/uploads/{made['upload_id']}/{n}", body=bytes([n]) * 10)[0] == 200
+            assert call_json(gw.url, "POST", f"/_farfeed/uploads/{made['upload_id']}/commit", {"parts": 3})[0] == 201
+            assert (gateway_root / "checkpoints" / f"w{i}.bin").read_bytes() == b"\0" * 10 + b"\1" * 10 + b"\2" * 10
+        assert call(gw.url, "GET", "/ds/shard-00002.tar")[2] == files["ds/shard-00002.tar"]
+    assert gw.pid is None
+
+
+def test_sigkill_mid_upload_leaves_old_object(gateway_root: Path) -> None:
+    final = gateway_root / "checkpoints" / "run1" / "model.bin"
+    final.parent.mkdir()
+    final.write_bytes(b"old model")
+    with GatewayProcess.start(gateway_root) as gw:
+        _, made = call_json(gw.url, "POST", "/_farfeed/uploads", {"path": "checkpoints/run1/model.bin"})
+        uid = made["upload_id"]
+        assert call(gw.url, "PUT", f"/_farfeed/uploads/{uid}/0", body=b"new ")[0] == 200
+        parts = urlsplit(gw.url)
+        sock = socket.create_connection((parts.hostname, parts.port))
+        sock.sendall(b"PUT /checkpoints/run1/model.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+        sock.sendall(b"n" * 8_000_000)  # well into the body: a staging file is being written
+        staging = gateway_root / ".farfeed-uploads"
+        for _ in range(1000):
+            if any(p.name.startswith("put-") for p in staging.iterdir()):
+                break
+            time.sleep(0.01)
+        assert any(p.name.startswith("put-") for p in staging.iterdir())  # really mid-upload
+        gw.kill()
+        sock.close()
+        assert final.read_bytes() == b"old model"
+        assert sorted(p.name for p in (gateway_root / "checkpoints").rglob("*")) == ["model.bin", "run1"]
+        gw.restart()  # same port: clients come back to the same URL
+        assert call(gw.url, "GET", "/checkpoints/run1/model.bin")[2] == b"old model"
+        status, state = call_json(gw.url, "GET", f"/_farfeed/uploads/{uid}")  # the chunked upload resumes
+        assert status == 200 and set(state["parts"]) == {"0"}
+        assert call(gw.url, "PUT", f"/_farfeed/uploads/{uid}/1", body=b"model")[0] == 200
+        assert call_json(gw.url, "POST", f"/_farfeed/uploads/{uid}/commit", {"parts": 2})[0] == 201
+        assert final.read_bytes() == b"new model"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
+    """``python -m farfeed.server ARGS`` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["farfeed-server", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    out = capsys.readouterr()
+    return int(stopped.value.code or 0), out.out, out.err
+
+
+def test_cli_refuses_unsafe_or_bad_setups(
+    gateway_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad_tokens = tmp_path / "tokens"
+    bad_tokens.write_text("x" * 32 + " read\n" + "y" * 32 + " sudo\n")
+    for args, words in (
+        (["--host", "0.0.0.0", "--port", "0"], "--allow-anonymous"),
+        (["--tokens", str(bad_tokens), "--port", "0"], "line 2"),
+        (["--cert", str(bad_tokens), "--port", "0"], "--key"),
+        (["--workers", "0", "--port", "0"], "--workers"),
+    ):
+        code, out, err = _cli(capsys, monkeypatch, str(gateway_root), *args)
+        lines = err.strip().splitlines()
+        assert code == 1 and out == "" and len(lines) == 1, err
+        assert lines[0].startswith("farfeed: error:") and words in lines[0], err
+    code, _, err = _cli(capsys, monkeypatch, str(tmp_path / "missing"))
+    assert code == 1 and "ROOT" in err
+    assert os.listdir(gateway_root) == ["checkpoints"]
+
+
+def test_help_teaches_the_options(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = _cli(capsys, monkeypatch, "--help")
+    assert code == 0
+    for option in ("--host", "--port", "--tokens", "--cert", "--key", "--allow-anonymous", "--workers", "--access-log"):
+        assert option in out
+    assert "8470" in out and "SO_REUSEPORT" in out
