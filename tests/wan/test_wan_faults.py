@@ -4,6 +4,7 @@ half-close, and the stats that count them."""
 from __future__ import annotations
 
 import socket
+import statistics
 import struct
 import time
 from collections.abc import Callable
@@ -47,7 +48,9 @@ def test_reset_cut_resets_every_connection_then_the_link_works(echo_server: Thre
     assert stats.total_connections == 4
 
 
-def test_reset_cut_with_a_duration_refuses_new_connections_until_it_ends(echo_server: ThreadedServer) -> None:
+def test_reset_cut_with_a_duration_refuses_new_connections_until_it_ends(
+    echo_server: ThreadedServer,
+) -> None:
     with WanThread(upstream=echo_server.address, link=Link()) as wan:
         wan.emulator.cut(mode="reset", duration=0.5)
         start = time.monotonic()
@@ -60,7 +63,9 @@ def test_reset_cut_with_a_duration_refuses_new_connections_until_it_ends(echo_se
             ping(sock)
 
 
-def test_stall_holds_traffic_for_its_duration_and_keeps_connections(echo_server: ThreadedServer) -> None:
+def test_stall_holds_traffic_for_its_duration_and_keeps_connections(
+    echo_server: ThreadedServer,
+) -> None:
     rtt, stall = 0.020, 0.400
     with WanThread(upstream=echo_server.address, link=Link(rtt=rtt)) as wan:
         with connect(wan.address) as sock:
@@ -69,7 +74,7 @@ def test_stall_holds_traffic_for_its_duration_and_keeps_connections(echo_server:
             start = time.perf_counter()
             elapsed = ping(sock)
             since_cut = time.perf_counter() - start
-            after = ping(sock)
+            after = statistics.median(ping(sock) for _ in range(3))
         stats = wan.emulator.stats()
     assert stall - 0.01 <= since_cut and elapsed <= stall + rtt + 0.05, elapsed
     assert abs(after - rtt) <= 0.003, after
@@ -105,13 +110,17 @@ def test_corruption_flips_bytes_at_the_configured_rate(source_server: ThreadedSe
                 received += sock.recv(1 << 20)
         stats = wan.emulator.stats()
     expected = pattern_bytes(0, size)
-    differing = int(np.count_nonzero(np.frombuffer(received, np.uint8) != np.frombuffer(expected, np.uint8)))
+    differing = int(
+        np.count_nonzero(np.frombuffer(received, np.uint8) != np.frombuffer(expected, np.uint8))
+    )
     assert len(received) == size
     assert 0.7 * size * rate <= differing <= 1.3 * size * rate, differing
     assert stats.corrupted_bytes == differing
 
 
-def test_refused_upstream_resets_the_client_and_the_emulator_carries_on(echo_server: ThreadedServer) -> None:
+def test_refused_upstream_resets_the_client_and_the_emulator_carries_on(
+    echo_server: ThreadedServer,
+) -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
@@ -134,7 +143,10 @@ def test_an_upstream_reset_reaches_the_client_after_the_bytes_before_it() -> Non
 
     server = ThreadedServer(reply_then_reset)
     try:
-        with WanThread(upstream=server.address, link=Link(rtt=0.020)) as wan, connect(wan.address) as sock:
+        with (
+            WanThread(upstream=server.address, link=Link(rtt=0.020)) as wan,
+            connect(wan.address) as sock,
+        ):
             sock.sendall(b"question")
             got = b""
             with pytest.raises(ConnectionResetError):
@@ -147,7 +159,10 @@ def test_an_upstream_reset_reaches_the_client_after_the_bytes_before_it() -> Non
 
 def test_half_close_passes_after_the_data(echo_server: ThreadedServer) -> None:
     payload = pattern_bytes(7, 1_000_000)
-    with WanThread(upstream=echo_server.address, link=Link(rtt=0.010)) as wan, connect(wan.address) as sock:
+    with (
+        WanThread(upstream=echo_server.address, link=Link(rtt=0.010)) as wan,
+        connect(wan.address) as sock,
+    ):
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
         received = bytearray()
@@ -168,12 +183,14 @@ def test_stats_count_bytes_each_way_and_connections(source_server: ThreadedServe
     assert stats.throughput_down > 0
 
 
-def test_process_obeys_updates_and_cuts_and_reports_its_own_cpu(echo_server: ThreadedServer) -> None:
+def test_process_obeys_updates_and_cuts_and_reports_its_own_cpu(
+    echo_server: ThreadedServer,
+) -> None:
     with WanProcess.start(upstream=echo_server.address, link=Link(rtt=0.010)) as wan:
         assert wan.update(rtt=0.040).rtt == 0.040
         with connect(wan.address) as sock:
             ping(sock)
-            assert abs(ping(sock) - 0.040) <= 0.004
+            assert abs(statistics.median(ping(sock) for _ in range(3)) - 0.040) <= 0.004
             wan.cut(mode="reset")
             with pytest.raises(ConnectionResetError):
                 sock.sendall(b"x")

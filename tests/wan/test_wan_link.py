@@ -64,7 +64,12 @@ def test_addresses_and_urls() -> None:
         with pytest.raises(ConfigError, match=repr(bad).replace(".", r"\.")):
             parse_address(bad)
     address = ("127.0.0.1", 9470)
-    assert rewrite_url("http://127.0.0.1:8470/imagenet", address) == "http://127.0.0.1:9470/imagenet"
-    assert rewrite_url("https://u:p@store:443/a/b?x=1", address) == "https://u:p@127.0.0.1:9470/a/b?x=1"
+    assert (
+        rewrite_url("http://127.0.0.1:8470/imagenet", address) == "http://127.0.0.1:9470/imagenet"
+    )
+    assert (
+        rewrite_url("https://u:p@store:443/a/b?x=1", address)
+        == "https://u:p@127.0.0.1:9470/a/b?x=1"
+    )
     with pytest.raises(ConfigError, match="'imagenet'"):
         rewrite_url("imagenet", address)

@@ -54,7 +54,9 @@ def test_one_stream_gets_min_of_bandwidth_and_window_over_rtt(
     source_server: ThreadedServer, link: Link, expected: float, each: int
 ) -> None:
     rate = measure(source_server, link, connections=1, each=each)
-    assert rate == pytest.approx(expected, rel=0.10), f"{rate / 1e6:.2f} MB/s vs {expected / 1e6:.2f}"
+    assert rate == pytest.approx(expected, rel=0.10), (
+        f"{rate / 1e6:.2f} MB/s vs {expected / 1e6:.2f}"
+    )
 
 
 def test_sixteen_streams_share_the_bandwidth(source_server: ThreadedServer) -> None:

@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 #: Bytes the source sends: position i holds PATTERN[i % len(PATTERN)].
 PATTERN = bytes((i * 7 + i // 251) % 256 for i in range(1 << 20))
@@ -160,3 +161,21 @@ def ping(sock: socket.socket, size: int = 100) -> float:
     while got < size:
         got += len(sock.recv(size - got))
     return time.perf_counter() - start
+
+
+T = TypeVar("T")
+
+
+def measure_until(measure: Callable[[], T], ok: Callable[[T], bool], *, attempts: int = 3) -> T:
+    """Run a timing measurement until ``ok`` accepts it, at most ``attempts`` times; return the
+    last result (the caller asserts on it).
+
+    This machine is shared: another process can stall any of ours for tens of ms, which
+    only ever adds delay. An emulator bug fails every attempt; a stall rarely hits twice.
+    """
+    result = measure()
+    for _ in range(attempts - 1):
+        if ok(result):
+            break
+        result = measure()
+    return result

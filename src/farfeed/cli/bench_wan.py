@@ -1,9 +1,93 @@
-"""CLI: one `farfeed bench` subcommand (placeholder until its issue lands)."""
+"""CLI: `farfeed bench wan`, the emulator's own ceiling (docs/BENCHMARKS.md, WAN emulator).
+
+farfeed bench wan --rtt-ms 0,15 --connections 1,16 --seconds 5 --repeats 3 --json bench-out/wan.json
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from farfeed.errors import ConfigError
+
+
+def _numbers(text: str, what: str, kind: type) -> list[Any]:
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{what} must be comma-separated numbers >= 0, got {text!r}")
+    return values
+
+
+def wan_bench(
+    rtt_ms: str = typer.Option(
+        "0,15", "--rtt-ms", help="Round-trip times to emulate, milliseconds, comma-separated."
+    ),
+    connections: str = typer.Option(
+        "1,16", "--connections", help="Parallel connections, comma-separated."
+    ),
+    seconds: float = typer.Option(
+        5.0, "--seconds", help="Seconds measured per run (after 1 s of warm-up)."
+    ),
+    repeats: int = typer.Option(
+        3, "--repeats", help="Runs per configuration; figures are medians."
+    ),
+    window_mib: int = typer.Option(
+        64, "--window-mib", help="Window per connection, MiB: large, so the emulator is the limit."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write every run and the medians to this JSON file."
+    ),
+) -> None:
+    """Measure what the emulator carries (no bandwidth cap, large window) and its CPU
+    seconds per GB, against the same load without it ("direct")."""
+    from farfeed.wan.ceiling import measure_ceiling, median_run
+
+    rtts: list[float | None] = [None] + [ms / 1000 for ms in _numbers(rtt_ms, "--rtt-ms", float)]
+    conns = _numbers(connections, "--connections", int)
+    if 0 in conns or repeats < 1 or seconds <= 0 or window_mib < 1:
+        raise ConfigError(
+            f"need connections >= 1, --repeats >= 1, --seconds > 0, --window-mib >= 1; got "
+            f"{connections!r}, {repeats!r}, {seconds!r}, {window_mib!r}"
+        )
+    configs = [(rtt, n) for rtt in rtts for n in conns]
+    runs: dict[tuple[float | None, int], list[Any]] = {c: [] for c in configs}
+    for _ in range(repeats):  # interleaved, so a noisy moment hits every configuration alike
+        for rtt, n in configs:
+            runs[(rtt, n)].append(
+                measure_ceiling(rtt=rtt, connections=n, seconds=seconds, window=window_mib << 20)
+            )
+    results = [median_run(runs[c]) for c in configs]
+    typer.echo(f"{'path':>14} {'conns':>5} {'GB/s':>7} {'CPU s/GB':>9}   (medians of {repeats})")
+    for r in results:
+        path = "direct" if r["rtt"] is None else f"wan {r['rtt'] * 1000:g} ms"
+        cpu = "-" if r["rtt"] is None else f"{r['cpu_per_gb']:.2f}"
+        typer.echo(f"{path:>14} {r['connections']:>5} {r['throughput'] / 1e9:>7.2f} {cpu:>9}")
+    if json_out is not None:
+        report = {
+            "command": (
+                f"farfeed bench wan --rtt-ms {rtt_ms} --connections {connections} --seconds {seconds:g} "
+                f"--repeats {repeats} --window-mib {window_mib} --json {json_out}"
+            ),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "results": results,
+        }
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this benchmark's command to the `farfeed bench` app."""
+    """Add `farfeed bench wan` to the `farfeed bench` app."""
+    app.command("wan")(wan_bench)

@@ -14,6 +14,8 @@ import asyncio
 import time
 from typing import Any, Literal, cast
 
+import numpy as np
+
 from farfeed.errors import ConfigError
 from farfeed.wan.link import Link
 from farfeed.wan.pipe import LinkState, Pipe, abort_with_rst
@@ -25,10 +27,17 @@ CutMode = Literal["reset", "stall"]
 WRITE_HIGH_WATER = 1 << 20
 #: How often the throughput meter samples the counters, seconds.
 METER_TICK = 0.25
+#: Bytes of each receive buffer, and the least room worth offering the loop for one read.
+READ_BUFFER = 1 << 20
+MIN_READ = 64 << 10
 
 
-class _Side(asyncio.Protocol):
-    """One socket of a proxied connection: what it reads goes to ``out``, ``into`` writes to it."""
+class _Side(asyncio.BufferedProtocol):
+    """One socket of a proxied connection: what it reads goes to ``out``, ``into`` writes to it.
+
+    A buffered protocol: the loop reads straight into our (uninitialised, numpy) buffers,
+    and slices of them travel through the pipe, so each byte is copied only by the kernel.
+    """
 
     def __init__(self, conn: _Connection, out: Pipe, into: Pipe, *, is_client: bool) -> None:
         self.conn = conn
@@ -36,6 +45,8 @@ class _Side(asyncio.Protocol):
         self.into = into
         self.is_client = is_client
         self.transport: asyncio.Transport | None = None
+        self._buf: memoryview = _new_buffer()
+        self._used = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -46,8 +57,16 @@ class _Side(asyncio.Protocol):
         if self.is_client:
             self.conn.emu._opened(self.conn)
 
-    def data_received(self, data: bytes) -> None:
-        self.out.feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if len(self._buf) - self._used < MIN_READ:
+            self._buf = _new_buffer()
+            self._used = 0
+        return self._buf[self._used :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        start = self._used
+        self._used += nbytes
+        self.out.feed(self._buf[start : self._used])
 
     def eof_received(self) -> bool:
         self.out.feed_eof()
@@ -63,6 +82,10 @@ class _Side(asyncio.Protocol):
         self.conn.side_lost(self, exc)
 
 
+def _new_buffer() -> memoryview:
+    return memoryview(np.empty(READ_BUFFER, dtype=np.uint8)).cast("B")  # type: ignore[arg-type]
+
+
 class _Connection:
     """A client connection, its upstream connection, and the two pipes between them."""
 
@@ -73,8 +96,12 @@ class _Connection:
         rtt = link.rtt if link.handshake else 0.0
         # Real TCP: the client's data leaves after SYN/SYN-ACK (1 RTT) and lands 1.5 RTT
         # after connect(); the server's first bytes reach the client at 2 RTT.
-        self.up = Pipe(emu.state, emu.state.up, loop=loop, gate=now + 1.5 * rtt, on_eof_sent=self._eof_sent)
-        self.down = Pipe(emu.state, emu.state.down, loop=loop, gate=now + 2 * rtt, on_eof_sent=self._eof_sent)
+        self.up = Pipe(
+            emu.state, emu.state.up, loop=loop, gate=now + 1.5 * rtt, on_eof_sent=self._eof_sent
+        )
+        self.down = Pipe(
+            emu.state, emu.state.down, loop=loop, gate=now + 2 * rtt, on_eof_sent=self._eof_sent
+        )
         self.client = _Side(self, out=self.up, into=self.down, is_client=True)
         self.server = _Side(self, out=self.down, into=self.up, is_client=False)
         self.lost = 0
@@ -100,7 +127,12 @@ class _Connection:
             self.client.transport.resume_reading()
 
     def _eof_sent(self) -> None:
-        if self.up.eof_queued and self.down.eof_queued and not self.up.queue and not self.down.queue:
+        if (
+            self.up.eof_queued
+            and self.down.eof_queued
+            and not self.up.queue
+            and not self.down.queue
+        ):
             for side in (self.client, self.server):
                 if side.transport is not None:
                     side.transport.close()
@@ -258,7 +290,12 @@ class WanEmulator:
                 conn.down.retime()
 
     def schedule_cut(
-        self, at: float, *, mode: CutMode = "reset", duration: float = 0.0, every: float | None = None
+        self,
+        at: float,
+        *,
+        mode: CutMode = "reset",
+        duration: float = 0.0,
+        every: float | None = None,
     ) -> None:
         """Cut the link ``at`` seconds from now (then every ``every`` seconds, if given)."""
         mode, duration = check_cut(mode, duration)

@@ -51,7 +51,9 @@ class Link:
             if not _is_number(self.bandwidth) or not math.isfinite(self.bandwidth):
                 raise ConfigError(f"bandwidth must be bytes/s or None, got {self.bandwidth!r}")
             if self.bandwidth <= 0:
-                raise ConfigError(f"bandwidth must be > 0 bytes/s (None: unlimited), got {self.bandwidth!r}")
+                raise ConfigError(
+                    f"bandwidth must be > 0 bytes/s (None: unlimited), got {self.bandwidth!r}"
+                )
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1024:
             raise ConfigError(f"window must be an int >= 1024 bytes, got {self.window!r}")
         _check_probability("loss", self.loss)
@@ -73,7 +75,9 @@ class Link:
             raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
 
     @classmethod
-    def from_distance(cls, km: float, *, equipment_ms: float = EQUIPMENT_MS, **changes: Any) -> Link:
+    def from_distance(
+        cls, km: float, *, equipment_ms: float = EQUIPMENT_MS, **changes: Any
+    ) -> Link:
         """A link over ``km`` of fibre: RTT = 2 x 4.9 us/km x km + ``equipment_ms``."""
         if not _is_number(km) or not math.isfinite(km) or km < 0:
             raise ConfigError(f"distance must be >= 0 km, got {km!r}")

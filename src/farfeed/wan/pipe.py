@@ -69,7 +69,9 @@ class LinkState:
         self.timers: Timers | None = None  # set when the emulator starts
         self._np_rng: Any = None
 
-    def corrupt(self, data: bytes | memoryview, rate: float, direction: Direction) -> bytes | memoryview:
+    def corrupt(
+        self, data: bytes | memoryview, rate: float, direction: Direction
+    ) -> bytes | memoryview:
         """Flip bytes of ``data`` independently with probability ``rate`` (numpy, no per-byte Python)."""
         import numpy as np
 
@@ -120,7 +122,7 @@ class Pipe:
         self.closed = False
 
     # -- input side ---------------------------------------------------------------
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Bytes read from the source."""
         if self.closed:
             return

@@ -30,7 +30,9 @@ BANNER = "farfeed wan listening on "
 class WanProcess:
     """A running ``python -m farfeed.wan`` child; create it with `WanProcess.start`."""
 
-    def __init__(self, proc: subprocess.Popen[str], address: tuple[str, int], stderr: IO[str]) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], address: tuple[str, int], stderr: IO[str]
+    ) -> None:
         self._proc = proc
         self._address = address
         self._stderr = stderr
@@ -56,7 +58,12 @@ class WanProcess:
         ]  # fmt: skip
         stderr = tempfile.TemporaryFile("w+")
         proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            bufsize=1,
         )
         assert proc.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -69,7 +76,9 @@ class WanProcess:
             proc.kill()
             proc.wait()
             stderr.seek(0)
-            raise ConfigError(f"farfeed wan did not start: {line.strip() or stderr.read().strip()[-500:]!r}")
+            raise ConfigError(
+                f"farfeed wan did not start: {line.strip() or stderr.read().strip()[-500:]!r}"
+            )
         address = parse_address(line[len(BANNER) :].split(" ", 1)[0], what="emulator address")
         return cls(proc, address, stderr)
 
@@ -94,7 +103,11 @@ class WanProcess:
 
     def _call(self, op: str, args: dict[str, Any] | None = None) -> Any:
         with self._lock:
-            if self._proc.poll() is not None or self._proc.stdin is None or self._proc.stdout is None:
+            if (
+                self._proc.poll() is not None
+                or self._proc.stdin is None
+                or self._proc.stdout is None
+            ):
                 raise FarfeedError(f"farfeed wan (pid {self._proc.pid}) is not running")
             self._proc.stdin.write(json.dumps({"op": op, "args": args or {}}) + "\n")
             self._proc.stdin.flush()
@@ -119,7 +132,12 @@ class WanProcess:
         self._call("cut", {"mode": mode, "duration": duration})
 
     def schedule_cut(
-        self, at: float, *, mode: CutMode = "reset", duration: float = 0.0, every: float | None = None
+        self,
+        at: float,
+        *,
+        mode: CutMode = "reset",
+        duration: float = 0.0,
+        every: float | None = None,
     ) -> None:
         """Cut the link later; see `WanEmulator.schedule_cut`."""
         self._call("schedule_cut", {"at": at, "mode": mode, "duration": duration, "every": every})
@@ -147,6 +165,9 @@ class WanProcess:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -93,7 +93,12 @@ class ThreadSafeEmulator:
         self._call(self._emulator.cut, mode=mode, duration=duration)
 
     def schedule_cut(
-        self, at: float, *, mode: CutMode = "reset", duration: float = 0.0, every: float | None = None
+        self,
+        at: float,
+        *,
+        mode: CutMode = "reset",
+        duration: float = 0.0,
+        every: float | None = None,
     ) -> None:
         """Cut the link later; see `WanEmulator.schedule_cut`."""
         self._call(self._emulator.schedule_cut, at, mode=mode, duration=duration, every=every)
@@ -165,7 +170,10 @@ class WanThread:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

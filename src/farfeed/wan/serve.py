@@ -42,8 +42,14 @@ def run_wan(
     loop = new_event_loop()
     try:
         loop.run_until_complete(
-            _serve(emulator, stats_every=stats_every, cut_every=cut_every, cut_mode=cut_mode,
-                   cut_duration=cut_duration, control=control)
+            _serve(
+                emulator,
+                stats_every=stats_every,
+                cut_every=cut_every,
+                cut_mode=cut_mode,
+                cut_duration=cut_duration,
+                control=control,
+            )
         )
     finally:
         loop.close()
@@ -104,7 +110,10 @@ async def _control(emulator: WanEmulator, stop: asyncio.Event) -> None:
             if not line:
                 break
             try:
-                reply: dict[str, Any] = {"ok": True, "result": _command(emulator, stop, json.loads(line))}
+                reply: dict[str, Any] = {
+                    "ok": True,
+                    "result": _command(emulator, stop, json.loads(line)),
+                }
             except (FarfeedError, ValueError, TypeError, KeyError) as exc:
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             sys.stdout.write(json.dumps(reply) + "\n")

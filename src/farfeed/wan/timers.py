@@ -113,7 +113,9 @@ class Timers:
             try:
                 timer.callback()
             except Exception as exc:  # one bad callback must not stop the others
-                self.loop.call_exception_handler({"message": "farfeed.wan timer failed", "exception": exc})
+                self.loop.call_exception_handler(
+                    {"message": "farfeed.wan timer failed", "exception": exc}
+                )
         self._armed = float("inf")
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
