@@ -55,3 +55,27 @@ def test_plan_blocks_coalesces_and_splits() -> None:
     assert first_size == 100  # a and b coalesced, then c fills the block ...
     assert first_ops[1] == ("a", 0, 10) and first_ops[3] == ("b", 5, 3) and first_ops[5] == ("c", 0, 51)
     assert blocks[1][0][0] == ("c", 51, 100)  # ... and c continues in the next one
+
+
+async def test_object_shrinking_mid_batch_cuts_the_stream(gateway_root: Path) -> None:
+    """Bytes that cannot be read after the headers went out end the response without a trailer."""
+    (gateway_root / "ds").mkdir()
+    shard = gateway_root / "ds" / "big.bin"
+    shard.write_bytes(b"z" * 40_000_000)
+    ranges = [["ds/big.bin", i * 1_000_000, 1_000_000] for i in range(40)]
+    with serve_in_thread(gateway_root, limits=ServerLimits(batch_block_bytes=65_536)) as url:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{url}/_farfeed/batch", json={"ranges": ranges}) as r:
+                assert r.status == 200
+                first = await r.content.readexactly(1_000_000)
+                with open(shard, "r+b") as f:
+                    f.truncate(0)
+                got = bytearray(first)
+                try:
+                    async for chunk in r.content.iter_any():
+                        got += chunk
+                except aiohttp.ClientPayloadError:
+                    pass
+        assert len(got) < int(r.headers["Content-Length"])
+        assert not got.endswith(FRAME.pack(0xFFFFFFFF, 0))
+        assert call(url, "GET", "/healthz")[0] == 200

@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 import aiohttp
+import pytest
 from gw_helpers import call, make_dataset
+
+from farfeed.server import objects
 
 
 def test_healthz_and_info(gateway_url: str) -> None:
@@ -88,3 +91,16 @@ def test_metrics_count_requests_and_bytes(gateway_root: Path, gateway_url: str) 
     assert after['farfeed_errors_total{endpoint="object_get"}'] >= 1
     assert after['farfeed_request_seconds_count{endpoint="object_get"}'] >= 4
     assert after["farfeed_inflight_requests"] == 1  # the scrape itself
+
+
+def test_a_bug_is_a_logged_500_and_the_server_goes_on(
+    gateway_root: Path, gateway_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(paths: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(objects, "find_datasets", broken)
+    status, _, body = call(gateway_url, "GET", "/_farfeed/datasets")
+    assert status == 500 and "simulated bug" in json.loads(body)["error"]
+    assert "unexpected error" in caplog.text
+    assert call(gateway_url, "GET", "/healthz")[0] == 200

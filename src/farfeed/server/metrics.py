@@ -98,8 +98,12 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
         try:
             resp = await handler(request)
             status = resp.status
-            await resp.prepare(request)  # send it here, so the time covers the whole body
-            await resp.write_eof()
+            try:
+                await resp.prepare(request)  # send it here, so the time covers the whole body
+                await resp.write_eof()
+            except ConnectionError:
+                status = 499  # aiohttp notices the closed connection again, quietly
+                return resp
             if request.method != "HEAD" and resp.content_length:
                 metrics.bytes_sent += resp.content_length
             return resp

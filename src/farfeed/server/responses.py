@@ -53,24 +53,29 @@ _HTTP_MESSAGES = {
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn `ApiError`, aiohttp's HTTP exceptions and crashes into JSON error responses."""
+    """Turn `ApiError`, aiohttp's HTTP exceptions and crashes into JSON error responses.
+
+    A client that went away is not an error worth a traceback (status 499, never sent).
+    When an answer had already begun, the connection is cut instead of appending a
+    second response to the first.
+    """
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.headers)
+        resp = error_response(exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = _HTTP_MESSAGES.get(exc.status, exc.reason)
-        if exc.status == 413:
-            message = f"request body too large: {exc.text or ''}".strip().rstrip(":")
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
-        return error_response(exc.status, f"{message}: {request.method} {request.path}", headers)
-    except (ConnectionError, OSError) as exc:
-        if request.transport is None or request.transport.is_closing():
-            raise  # the client went away; nothing to answer
-        log.exception("I/O error serving %s %s", request.method, request.path)
-        return error_response(500, f"server I/O error: {exc.__class__.__name__}: {exc}")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        resp = error_response(exc.status, f"{message}: {request.method} {request.path}", headers)
     except Exception as exc:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(500, f"internal error: {exc.__class__.__name__}: {exc}")
+        transport = request.transport
+        if isinstance(exc, ConnectionError) and (transport is None or transport.is_closing()):
+            resp = error_response(499, "client closed the connection")
+        else:
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            resp = error_response(500, f"internal error: {exc.__class__.__name__}: {exc}")
+    if request.writer.output_size > 0 and request.transport is not None:
+        request.transport.abort()  # the client sees a cut response, never a wrong one
+    return resp
