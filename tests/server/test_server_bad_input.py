@@ -295,6 +295,7 @@ def test_hidden_and_reserved_names_write(world: World, path: str) -> None:
 
 def test_bad_list_prefix_and_method(world: World) -> None:
     assert call(world.url, "GET", "/_farfeed/list?prefix=../outside")[0] == 400
+    assert call(world.url, "GET", "/_farfeed/list?prefix=/etc")[0] == 400
     status, _, body = call(world.url, "POST", "/ds/shard-00000.tar", body=b"x")
     assert status == 405 and error_of(body)
     world.unharmed()

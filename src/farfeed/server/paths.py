@@ -52,6 +52,8 @@ def check_prefix(prefix: str) -> str:
     """Check a listing prefix (a partial path such as ``"checkpoints/run1/step-"``)."""
     if prefix == "":
         return ""
+    if prefix.startswith("/"):
+        raise ApiError(400, f"prefix must be relative to the gateway root: {prefix!r}")
     head, _, tail = prefix.rpartition("/")
     if head:
         split_path(head, what="prefix")

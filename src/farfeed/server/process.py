@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -71,6 +72,8 @@ class GatewayProcess:
             [sys.executable, "-m", "farfeed.server", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
         )
+        # a forgotten gateway dies with this interpreter, not later
+        self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)
         deadline = time.monotonic() + self._timeout
         line = self._read_line(deadline)
         match = _LINE.match(line)
@@ -126,6 +129,7 @@ class GatewayProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        self._finalizer.detach()
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, signum)
@@ -160,3 +164,10 @@ class GatewayProcess:
     ) -> None:
         self.stop()
         self._log.close()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

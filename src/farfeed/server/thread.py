@@ -38,11 +38,8 @@ def serve_in_thread(
     async def start() -> web.AppRunner:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        server = site._server  # the asyncio server, for the port it got
-        assert server is not None
-        state["port"] = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await web.TCPSite(runner, host, 0).start()
+        state["port"] = runner.addresses[0][1]
         return runner
 
     def main() -> None:
