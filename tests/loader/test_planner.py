@@ -60,19 +60,17 @@ def test_planner_refuses_bad_settings() -> None:
 
 
 def test_window_starts_with_the_first_request_then_follows_rate_times_rtt() -> None:
-    w = Window(budget=256 * 2**20, first_request=3 * 2**20)
+    w = Window(budget=256 * 2**20, first_request=3 * 2**20, margin=2.0, cushion=1.0)
     assert w.update() == 3 * 2**20 and w.request_bytes() == 3 * 2**20
     w.on_first_byte(0.100)
     w.on_first_byte(0.050)  # the estimate is the minimum: queueing is not latency
     w.on_arrival()
     w.rate = 200e6  # 200 MB/s consumed
-    target = w.update()
+    held = w.update()
     assert w.rtt == 0.050
-    assert target >= 2 * 200e6 * 0.050  # margin x rate x RTT
-    assert target <= 256 * 2**20
+    assert 2 * 200e6 * 0.050 <= w.inflight <= 2 * 200e6 * 0.050 + 2 * MAX_REQUEST
+    assert held >= w.inflight + 200e6 * 1.0  # plus one second of cushion
+    assert held <= 256 * 2**20
     assert MIN_REQUEST <= w.request_bytes() <= MAX_REQUEST
-    before = w.target
-    w.on_limited_stall()
-    assert w.update() > before  # a stall with a full window opens it
     w.rate = 1e12
     assert w.update() == 256 * 2**20  # never past the budget

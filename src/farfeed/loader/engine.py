@@ -55,7 +55,9 @@ class FetchEngine:
         check: Callable[[int, bytes], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
+        gateway_info: dict[str, Any] | None = None,
     ) -> None:
+        self._gateway_info = gateway_info or {}
         self._planner = planner
         self._config = config
         self._window = window
@@ -69,6 +71,7 @@ class FetchEngine:
         self._next = 0
         self._buffered = 0
         self._inflight = 0
+        self._peak_held = 0
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -87,11 +90,6 @@ class FetchEngine:
         with self._cond:
             if self._next not in self._ready and self._error is None and not self._finished:
                 t0 = time.monotonic()
-                if (
-                    self._inflight + self._buffered >= self._window.target
-                    and not self._planner.done
-                ):
-                    self._call_soon(self._window.on_limited_stall)
                 while self._next not in self._ready and self._error is None and not self._finished:
                     self._cond.wait(0.5)
                 self._stats.add("stall_s", time.monotonic() - t0)
@@ -155,7 +153,9 @@ class FetchEngine:
         self._wake = wake = asyncio.Event()
         self._loop = loop
         cfg = self._config
-        replicas = Replicas(cfg.urls, token=cfg.token, options=cfg.store_options)
+        replicas = Replicas(
+            cfg.urls, token=cfg.token, options=cfg.store_options, gateway_info=self._gateway_info
+        )
         tasks: set[asyncio.Task[None]] = set()
 
         def done(task: asyncio.Task[None]) -> None:
@@ -170,6 +170,7 @@ class FetchEngine:
                 while (
                     len(tasks) < MAX_TASKS
                     and not self._planner.done
+                    and self._inflight < self._window.inflight
                     and self._inflight + self._buffered < target
                 ):
                     req = self._planner.take(self._window.request_bytes())
@@ -197,6 +198,8 @@ class FetchEngine:
 
     def _publish(self, target: int) -> None:
         s = self._stats
+        self._peak_held = max(self._peak_held, self._inflight + self._buffered)
+        s.set("peak_bytes_held", self._peak_held)
         s.set("bytes_in_flight", self._inflight)
         s.set("bytes_buffered", self._buffered)
         s.set("window_bytes", target)

@@ -1,14 +1,23 @@
-"""Flow control: how many bytes to keep in flight, and how big each request is.
+"""Flow control: how many bytes to keep in flight, how many to hold, and how big a request is.
 
-The target is ``margin x consumption rate x RTT`` plus a few requests' worth (so
-several connections stay busy), measured while running, times a ``boost`` that
-doubles whenever the consumer had to wait while the window was the limit (the slow
-start at the beginning, or a rate/RTT estimate that was too low) and decays back
-slowly. It never exceeds the memory budget.
+Two limits, both measured while running and capped by the memory budget.
+
+- **In flight** (requested, not arrived): ``margin x rate x RTT`` plus two requests.
+  Enough to carry the consumption rate across the distance, and no more: bytes in
+  flight share the link, so a burst of them would delay the request needed next. With
+  ``margin > 1`` this is also the slow start: while the consumer waits, the rate it
+  sees is what the window delivers, and the window is ``margin`` times that.
+- **Held** (in flight + arrived, not yet consumed): the in-flight target plus a
+  ``cushion`` of ``rate x cushion`` seconds of samples, to absorb hiccups.
+
+``rate`` is the consumption rate (bytes/s, smoothed over about ``tau`` seconds) and
+RTT the smallest time to first byte seen: queueing behind our own bytes is not
+distance, and counting it would feed the window with itself.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from farfeed.errors import ConfigError
@@ -18,10 +27,10 @@ MAX_REQUEST = 8 * 2**20
 
 
 class Window:
-    """The in-flight target of one worker, from measured consumption rate and RTT.
+    """The in-flight and held targets of one worker.
 
     >>> w = Window(budget=128 * 2**20, first_request=4 * 2**20)
-    >>> w.target, w.request_bytes()
+    >>> w.update(), w.inflight, w.request_bytes()
     """
 
     def __init__(
@@ -30,70 +39,64 @@ class Window:
         budget: int,
         first_request: int,
         margin: float = 2.0,
-        concurrency: int = 8,
-        decay_s: float = 30.0,
+        cushion: float = 1.0,
+        tau: float = 1.0,
     ) -> None:
-        if budget < 1 or first_request < 1 or margin <= 0 or concurrency < 1:
+        if budget < 1 or first_request < 1 or margin <= 1 or cushion < 0 or tau <= 0:
             raise ConfigError(
                 f"bad window settings: budget={budget!r} first_request={first_request!r} "
-                f"margin={margin!r} concurrency={concurrency!r}"
+                f"margin={margin!r} (must be > 1) cushion={cushion!r} tau={tau!r}"
             )
         self.budget = budget
         self.margin = margin
-        self.concurrency = concurrency
-        self.decay_s = decay_s
+        self.cushion = cushion
+        self.tau = tau
         self.first_request = min(first_request, budget)
-        self.rtt = 0.0  # min recent time to first byte, seconds
-        self.rate = 0.0  # consumption, bytes/s (EWMA)
-        self.boost = 1.0
+        self.rtt = 0.0  # smallest time to first byte seen, seconds
+        self.rate = 0.0  # consumption, bytes/s (exponentially smoothed)
         self.started = False  # True once the first request arrived
         self._consumed = 0
         self._rate_t = time.monotonic()
-        self._rtt_samples: list[float] = []
-        self._boost_t = time.monotonic()
-        self.target = self.first_request
+        self.inflight = self.first_request  # target for bytes in flight
+        self.target = self.first_request  # target for bytes held (in flight + buffered)
 
     def on_first_byte(self, seconds: float) -> None:
-        """A request's first item arrived ``seconds`` after it was sent (RTT + server time)."""
-        self._rtt_samples.append(seconds)
-        del self._rtt_samples[:-32]
-        self.rtt = min(self._rtt_samples)
+        """A request's first item arrived ``seconds`` after it was sent."""
+        self.rtt = seconds if self.rtt == 0 else min(self.rtt, seconds)
 
     def on_arrival(self) -> None:
-        """A request completed: the slow start may open beyond the first request."""
-        self.started = True
+        """A request completed: the window may open beyond the first request."""
+        if not self.started:
+            self.started = True
+            self._rate_t = time.monotonic()
+            self._consumed = 0
 
     def on_consumed(self, nbytes: int) -> None:
         """The consumer took ``nbytes`` (called from the consumer thread)."""
         self._consumed += nbytes
 
-    def on_limited_stall(self) -> None:
-        """The consumer waited while the window was full: open it (doubling)."""
-        self.boost = min(self.boost * 2.0, 1024.0)
-        self._boost_t = time.monotonic()
-
     def update(self) -> int:
-        """Recompute the target from the latest measurements; returns it."""
+        """Recompute both targets from the latest measurements; returns the held target."""
+        if not self.started:
+            self.inflight = self.target = self.first_request
+            return self.target
         now = time.monotonic()
         dt = now - self._rate_t
-        if dt >= 0.25:
+        if dt >= 0.1:
             inst = self._consumed / dt
-            self.rate = inst if self.rate == 0 else 0.7 * self.rate + 0.3 * inst
+            self.rate += (inst - self.rate) * (1 - math.exp(-dt / self.tau))
             self._consumed, self._rate_t = 0, now
-        if self.boost > 1.0 and now - self._boost_t > 1.0:  # decay without stalls
-            self.boost = max(1.0, self.boost * 0.5 ** ((now - self._boost_t) / self.decay_s))
-            self._boost_t = now
-        if not self.started:
-            self.target = self.first_request
-            return self.target
-        need = self.margin * self.rate * max(self.rtt, 0.001)
-        floor = 2 * self.first_request + self.concurrency * MIN_REQUEST
-        self.target = int(min(self.budget, max(floor, need) * self.boost + self.request_bytes()))
+        request = self.request_bytes()
+        carry = self.margin * self.rate * self.rtt + 2 * request
+        self.inflight = int(min(self.budget, max(self.first_request, carry)))
+        held = self.inflight + self.rate * self.cushion
+        self.target = int(min(self.budget, max(2 * self.first_request, held)))
         return self.target
 
     def request_bytes(self) -> int:
-        """Size of the next request: a slice of the window, so many run at once."""
+        """Size of the next request: about half the bytes the rate needs per RTT, so a few
+        requests (on a few connections) are always in flight."""
         if not self.started:
             return self.first_request
-        share = int(self.margin * self.rate * max(self.rtt, 0.001) * self.boost) // self.concurrency
-        return max(MIN_REQUEST, min(MAX_REQUEST, share, self.budget // 4))
+        share = int(self.rate * max(self.rtt, 0.01) / 2)
+        return max(MIN_REQUEST, min(MAX_REQUEST, share, self.budget // 8))

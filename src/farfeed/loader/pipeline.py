@@ -7,6 +7,7 @@ fork, never shared across processes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from farfeed.loader.decode import decode_image_sample, image_transform
 from farfeed.loader.engine import FetchEngine
 from farfeed.loader.flow import MIN_REQUEST, Window
 from farfeed.loader.planner import Planner
+from farfeed.loader.stats import WorkerStats
 from farfeed.loader.world import World
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ class Pipeline:
         # also merge near neighbours into one range GET themselves.
         planner = Planner(self._ids, source.span, gap=0)
         decode = make_decoder(ds)
+        if world.worker > 0:  # let the previous worker's first batch have the link first
+            _wait_for_first_batch(ds._shared.worker(world.worker - 1), timeout=1.0)
         engine = FetchEngine(
             planner,
             config=ds.fetch_config,
@@ -68,6 +72,7 @@ class Pipeline:
             check=source.check,
             describe=source.describe,
             stats=stats,
+            gateway_info=source.gateway_info,
         ).start()
         add = stats.add
         try:
@@ -80,3 +85,14 @@ class Pipeline:
                     yield out
         finally:
             engine.close()
+
+
+def _wait_for_first_batch(stats: WorkerStats, *, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) until another worker's first request has arrived.
+
+    The DataLoader needs worker 0's first batch first, then worker 1's...: fetching them
+    all at once would share the link and delay the first one N-fold.
+    """
+    deadline = time.monotonic() + timeout
+    while stats.get("first_batch_s") == 0 and time.monotonic() < deadline:
+        time.sleep(0.002)

@@ -27,9 +27,15 @@ class Replicas:
     """The URLs one dataset is served at; hands out the active store and fails over."""
 
     def __init__(
-        self, urls: Sequence[str], *, token: str | None, options: Mapping[str, Any]
+        self,
+        urls: Sequence[str],
+        *,
+        token: str | None,
+        options: Mapping[str, Any],
+        gateway_info: Mapping[str, Any] | None = None,
     ) -> None:
         self.urls = tuple(urls)
+        self._gateway_info = dict(gateway_info or {})
         self._token = token
         self._options = dict(options)
         self._stores: dict[int, Store] = {}
@@ -51,7 +57,15 @@ class Replicas:
         from farfeed.store import open_store
 
         if idx not in self._stores:
-            self._stores[idx] = await open_store(self.urls[idx], token=self._token, **self._options)
+            url = self.urls[idx]
+            info = self._gateway_info.get(url)
+            if info is not None:  # known to be a gateway: no probe
+                from farfeed.store import GatewayStore, StoreOptions
+
+                options = StoreOptions(token=self._token, **self._options)
+                self._stores[idx] = GatewayStore(url, options=options, info=info)
+            else:
+                self._stores[idx] = await open_store(url, token=self._token, **self._options)
         return self._stores[idx]
 
     def failed(self, idx: int) -> bool:

@@ -30,6 +30,7 @@ class Source(Protocol):
 
     ids: npt.NDArray[np.int64]
     native_batch: bool  # many ranges cost one round trip (the gateway's batch-get)
+    gateway_info: dict[str, Any]  # URL -> its /_farfeed/info, for gateways already probed
     mean_bytes: int  # average bytes of one sample (sizes the first request)
 
     def span(self, i: int) -> ByteRange: ...
@@ -52,6 +53,7 @@ class SampleSource:
         self.index = index
         self.url = url
         self.native_batch = native_batch
+        self.gateway_info: dict[str, Any] = {}
         sizes = np.asarray(index.size)[self.ids]
         self.mean_bytes = max(1, int(sizes.mean()))
 
@@ -93,6 +95,7 @@ async def _open_source(
             try:
                 index = await read_index(store)
                 native = bool(store.native_batch)
+                info = await store.info() if native and hasattr(store, "info") else None
             finally:
                 await store.close()
         except TransientError as exc:
@@ -107,8 +110,14 @@ async def _open_source(
             from farfeed.loader.tokens import TokenSource
 
             assert seq_len is not None
-            return TokenSource(index, split=split, seq_len=seq_len, url=url, native_batch=native)
-        return SampleSource(index, split=split, url=url, native_batch=native)
+            source: Source = TokenSource(
+                index, split=split, seq_len=seq_len, url=url, native_batch=native
+            )
+        else:
+            source = SampleSource(index, split=split, url=url, native_batch=native)
+        # Workers skip the probe (one connection and round trip) for a known gateway.
+        source.gateway_info = {url: info} if info is not None else {}
+        return source
     assert last is not None
     raise TransientError(f"cannot read the index of {config.urls[0]!r}: {last}") from last
 

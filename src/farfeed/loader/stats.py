@@ -28,6 +28,7 @@ FIELDS = (
     "bytes_in_flight",  # gauge: requested, not yet arrived
     "bytes_buffered",  # gauge: arrived, not yet taken by the consumer
     "window_bytes",  # gauge: the current in-flight target
+    "peak_bytes_held",  # most bytes in flight + buffered at once (the memory budget's use)
     "first_batch_s",  # seconds from iteration start to the first request's arrival
 )
 _COL = {name: i for i, name in enumerate(FIELDS)}

@@ -44,6 +44,7 @@ class TokenSource:
         self.seq_len = seq_len
         self.url = url
         self.native_batch = native_batch
+        self.gateway_info: dict[str, Any] = {}
         self.mean_bytes = max(1, self.span(0).length)
 
     def _chunks(self, i: int) -> tuple[int, int, int, int]:
