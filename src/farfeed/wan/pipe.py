@@ -205,9 +205,29 @@ class Pipe:
         if deliver < self.gate:
             deliver = self.gate
         self.last_deliver = deliver
+        if not self.queue and not isinstance(chunk, Mark) and self._write_now(deliver, chunk):
+            return
         self.queue.append((deliver, chunk))
         if self.deliver_timer is None and self.dst is not None:
             self.deliver_timer = self._at(deliver, self.flush)
+
+    def _write_now(self, deliver: float, chunk: bytes | memoryview) -> bool:
+        """Due already (no delay, e.g. the local preset): write it without a timer."""
+        now = clock()
+        dst = self.dst
+        if deliver > now + EPS or dst is None or self.closed or self.state.stall_until > now:
+            return False
+        size = len(chunk)
+        if not dst.is_closing():
+            dst.write(chunk)
+        self.dir.bytes += size
+        ack = deliver + self.state.link.one_way
+        if ack <= now + EPS and not self.acks and not self.sink_paused:
+            self.inflight -= size  # the ACK is back already; pump's loop reads on
+        else:
+            self.acks.append((ack, size))
+            self._arm_acks()
+        return True
 
     def _at(self, when: float, callback: Callable[[], None]) -> Timer:
         timers = self.state.timers
