@@ -1,9 +1,170 @@
-"""CLI: one `farfeed bench` subcommand (placeholder until its issue lands)."""
+"""CLI: `farfeed bench train`: the same training job local, near (0 ms) and remote.
+
+farfeed bench train --workload resnet --link tokyo-fukuoka --steps 40 --json bench-out/resnet.json
+"""
 
 from __future__ import annotations
+
+import json
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
 
 import typer
 
 
+class WorkloadName(str, Enum):
+    resnet = "resnet"
+    llm = "llm"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def bench_train(
+    workload: WorkloadName = typer.Option(
+        ...,
+        "--workload",
+        "-w",
+        help="resnet: torchvision ResNet on images; llm: a Llama (transformers) on tokens.",
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="A packed dataset folder (its parent is served as the storage root). "
+        "Default: sample data made under OUT/storage.",
+    ),
+    link: str = typer.Option(
+        "tokyo-fukuoka",
+        "--link",
+        help="Emulated link preset for 'remote' (tokyo-fukuoka: 1,000 km, 15 ms, 100 Gb/s).",
+    ),
+    rtt_ms: list[float] = typer.Option(
+        [],
+        "--rtt-ms",
+        help="Remote RTT in ms instead of the preset's; repeat for a sweep (first = 'remote').",
+    ),
+    steps: int = typer.Option(
+        40, "--steps", min=2, help="Optimizer steps per run (same for every placement)."
+    ),
+    warmup_steps: int = typer.Option(
+        3, "--warmup-steps", min=0, help="First steps left out of the timing."
+    ),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Samples per step per rank (default: 16 on cpu; resnet 256 / llm 8 on cuda).",
+    ),
+    rounds: int = typer.Option(
+        3, "--rounds", min=1, help="Interleaved rounds of local/near/remote; medians are reported."
+    ),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="Ranks: >1 launches torchrun --nproc-per-node N (DDP)."
+    ),
+    device: Device = typer.Option(
+        Device.cpu, "--device", help="cpu, or cuda (bf16 autocast, channels_last)."
+    ),
+    arch: str = typer.Option(
+        "resnet18", "--arch", help="resnet: torchvision architecture (resnet18/34/50/101)."
+    ),
+    image_size: int = typer.Option(
+        64, "--image-size", min=16, help="resnet: training crop in pixels."
+    ),
+    model_size: str = typer.Option(
+        "tiny", "--model-size", help="llm: tiny (~1 M params), small (~5 M) or 1b."
+    ),
+    seq_len: int = typer.Option(128, "--seq-len", min=2, help="llm: tokens per sample."),
+    lora: bool = typer.Option(
+        False,
+        "--lora",
+        help="llm: freeze a base Llama loaded from the storage site, train LoRA adapters (peft).",
+    ),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Peak learning rate (default: resnet 0.05 SGD, llm 3e-3 AdamW)."
+    ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="torch threads per rank (same in every placement)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, help="DataLoader worker processes per rank (default 1)."
+    ),
+    checkpoint_every: int = typer.Option(
+        0,
+        "--checkpoint-every",
+        min=0,
+        help="Save a checkpoint to the storage site every N steps (0: only at the end).",
+    ),
+    checkpoints: bool = typer.Option(
+        True, "--checkpoints/--no-checkpoints", help="Save checkpoints at all."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the model, the shuffle and the augmentations."
+    ),
+    out: Path = typer.Option(
+        Path("bench-out"), "--out", help="Folder for report.md, plots and the run logs."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the result JSON here too."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train the same job with its data local, near (gateway + emulator at 0 ms) and remote (the
+    link), and report time-to-train, samples/s, data stall and the final metric per placement,
+    the cost of distance (remote/near - 1) and remote/local - 1, beside the PoC's numbers.
+    """
+    from rich.console import Console
+
+    from farfeed.bench.demo_data import ensure_lora_base, ensure_sample_data
+    from farfeed.bench.report import console_table, write_report
+    from farfeed.bench.train_bench import BenchSpec, link_for, run_bench
+    from farfeed.bench.train_config import TrainConfig
+    from farfeed.bench.train_data import read_facts
+    from farfeed.bench.train_progress import TrainProgress
+
+    console = Console()
+    out = out.resolve()
+    link_name, remote, sweep = link_for(link, rtt_ms)
+    gpu = device is Device.cuda
+    default_batch = {"resnet": 256, "llm": 8}[workload.value] if gpu else None
+    with TrainProgress(console, enabled=progress) as bars:
+        if data is None:
+            data = ensure_sample_data(
+                out / "storage", workloads=(workload.value,), on_status=bars.log
+            )[workload.value]
+        lora_base = None
+        if lora:
+            vocab = read_facts(str(data)).vocab_size
+            lora_base = ensure_lora_base(
+                data.resolve().parent, size=model_size, vocab_size=vocab, seq_len=seq_len
+            )
+        config = TrainConfig(
+            workload=workload.value, steps=steps, warmup_steps=min(warmup_steps, steps - 1),
+            batch_size=batch_size or default_batch, seed=seed, device=device.value, threads=threads,
+            num_workers=workers, lr=lr, arch=arch, image_size=image_size, model_size=model_size,
+            seq_len=seq_len, lora_base=lora_base, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
+        spec = BenchSpec(
+            config=config, dataset=data, link_name=link_name, link=remote, sweep_rtts=sweep,
+            rounds=rounds, nproc=nproc, checkpoints=checkpoints, workdir=out / "work" / workload.value,
+        )  # fmt: skip
+        placements = 3 + len(sweep)
+        on_progress = bars.bar(workload.value, runs=rounds * placements, steps=steps)
+        result = run_bench(spec, on_progress=on_progress, on_status=bars.log)
+    command = "farfeed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = write_report(
+        [result], out, title=f"farfeed bench train: {workload.value}", command=command
+    )
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=1))
+    console.print(
+        console_table([result], title=f"{workload.value}: local vs near vs remote ({link_name})")
+    )
+    console.print(f"report: {report}" + (f"; JSON: {json_out}" if json_out else ""))
+
+
 def register(app: typer.Typer) -> None:
-    """Add this benchmark's command to the `farfeed bench` app."""
+    """Add `farfeed bench train` to the `farfeed bench` app."""
+    app.command("train")(bench_train)

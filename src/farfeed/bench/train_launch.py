@@ -1,0 +1,88 @@
+"""Launch the training worker: one process, or `torchrun --nproc-per-node N` (DDP).
+
+The launcher writes PLAN.json, runs ``python -m farfeed.bench.train_worker`` (under
+``torch.distributed.run`` when N > 1), turns rank 0's progress lines into a callback,
+keeps everything else in a log file, and reads the results back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from farfeed.bench.train_result import RunResult
+from farfeed.bench.train_worker import PROGRESS_MARK, Plan
+from farfeed.errors import ConfigError, FarfeedError
+
+#: Called with each progress event: {"run", "placement", "step", "steps", "loss"}.
+OnProgress = Callable[[dict[str, Any]], None]
+
+
+def worker_command(plan_path: Path, *, nproc: int) -> list[str]:
+    """The command line that runs ``plan_path`` on ``nproc`` ranks."""
+    if nproc < 1:
+        raise ConfigError(f"nproc must be >= 1, got {nproc!r}")
+    module = ["-m", "farfeed.bench.train_worker", str(plan_path)]
+    if nproc == 1:
+        return [sys.executable, *module]
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        "--standalone", f"--nproc-per-node={nproc}", *module,
+    ]  # fmt: skip
+
+
+def worker_env(*, threads: int) -> dict[str, str]:
+    """The environment for the ranks: ``threads`` intra-op threads, src on the path."""
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def launch(
+    plan: Plan, *, workdir: Path, nproc: int = 1, on_progress: OnProgress | None = None
+) -> list[RunResult]:
+    """Run ``plan`` to the end; returns rank 0's results. A failed rank raises with its log tail."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    plan_path = plan.write(workdir / "plan.json")
+    log_path = workdir / "worker.log"
+    command = worker_command(plan_path, nproc=nproc)
+    with log_path.open("w") as log:
+        log.write(" ".join(command) + "\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=worker_env(threads=plan.config.threads),
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                at = line.find(PROGRESS_MARK)
+                if at >= 0 and on_progress is not None:
+                    on_progress(json.loads(line[at + len(PROGRESS_MARK) :]))
+                elif at < 0:
+                    log.write(line)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        tail = log_path.read_text().strip().splitlines()[-15:]
+        raise FarfeedError(
+            f"training worker exited with status {code}; see {log_path}:\n" + "\n".join(tail)
+        )
+    if not plan.out.is_file():
+        raise FarfeedError(f"training worker wrote no results to {plan.out}")
+    return [RunResult.from_dict(r) for r in json.loads(plan.out.read_text())]
