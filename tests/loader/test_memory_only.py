@@ -23,7 +23,7 @@ print("START", flush=True)
 n = 0
 for images, labels in loader:
     n += len(labels)
-    time.sleep(0.02)
+    time.sleep(0.05)
 print("DONE", n, flush=True)
 """
 
@@ -95,6 +95,6 @@ def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> 
         time.sleep(0.005)
     rest, errors = proc.communicate()
     assert proc.returncode == 0 and "DONE 64" in rest, errors[-2000:]
-    assert polls > 10  # the watch ran during the epoch
+    assert polls > 5, polls  # the watch ran during the epoch
     assert writable == set()
     assert sorted(home.rglob("*")) == before  # nothing appeared in cwd, HOME or TMPDIR

@@ -1,0 +1,50 @@
+"""Synthetic datasets for `farfeed bench io`: fixed-size samples of random bytes, as DLIO uses.
+
+Each sample is one tar member ``KEY.bin`` of exactly ``sample_bytes`` (its span in the
+shard is exactly that size), packed with farfeed.format's shard writer and index
+builder, so the loader reads it like any other dataset. Random bytes cannot compress.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from farfeed.errors import ConfigError
+from farfeed.format.builder import IndexBuilder, write_index
+from farfeed.format.meta import DATASET_JSON
+from farfeed.format.tarwriter import ShardWriter
+
+SHARD_BYTES = 64 * 2**20
+
+
+def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed: int = 0) -> Path:
+    """Write (or reuse, when it matches) a dataset of ``samples`` x ``sample_bytes`` at ``out``."""
+    if samples < 1 or sample_bytes < 1:
+        raise ConfigError(
+            f"need samples >= 1 and sample_bytes >= 1, got {samples!r}, {sample_bytes!r}"
+        )
+    out = Path(out)
+    meta_path = out / DATASET_JSON
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        bench = meta.get("bench_io", {})
+        if bench == {"samples": samples, "sample_bytes": sample_bytes, "seed": seed}:
+            return out
+        raise ConfigError(f"{str(out)!r} holds another dataset ({bench}); remove it or pick --work")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    builder = IndexBuilder()
+    writer = ShardWriter(out, builder, split="train", shard_size=SHARD_BYTES)
+    try:
+        for k in range(samples):
+            data = rng.integers(0, 256, sample_bytes, dtype=np.uint8).tobytes()
+            writer.add(f"{k:08d}", [("bin", data)], label=k % 1000)
+    finally:
+        writer.close()
+    meta = builder.metadata("webdataset")
+    meta["bench_io"] = {"samples": samples, "sample_bytes": sample_bytes, "seed": seed}
+    write_index(out, meta, builder.arrays())
+    return out

@@ -1,0 +1,60 @@
+"""The Dataset through the farfeed gateway: batch-get, and a gateway killed mid-epoch."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loader_helpers import assert_exactly_once, keys
+
+from farfeed.bench.io_data import make_fixed_size_dataset
+from farfeed.loader import DataLoader, Dataset
+from farfeed.server import serve_in_thread
+from farfeed.server.process import GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ROOT/blobs``: 300 samples of 16 KiB (4.7 MB), more than the 1 MiB budget below."""
+    root = tmp_path_factory.mktemp("gw")
+    make_fixed_size_dataset(root / "blobs", samples=300, sample_bytes=16 * 1024, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def gateway(image_dataset: Path) -> Iterator[str]:
+    with serve_in_thread(image_dataset.parent) as url:
+        yield url
+
+
+def test_gateway_gives_the_same_samples_as_local_in_few_batch_gets(
+    image_dataset: Path, gateway: str
+) -> None:
+    ds = Dataset(f"{gateway}/{image_dataset.name}", seed=2)
+    got = list(ds)
+    assert got == list(Dataset(str(image_dataset), seed=2))
+    assert_exactly_once(keys(got), image_dataset)
+    assert ds.source.native_batch
+    assert ds.stats()["requests"] < len(got) / 4  # many samples per round trip
+
+
+def test_gateway_killed_and_restarted_mid_epoch_still_delivers_each_sample_once(
+    big_root: Path,
+) -> None:
+    with GatewayProcess.start(big_root) as gw:
+        ds = Dataset(f"{gw.url}/blobs", seed=3, memory_budget=1 << 20, retries=10)
+        loader = DataLoader(ds, batch_size=10, num_workers=2)
+        seen: list[str] = []
+        for k, batch in enumerate(loader):
+            seen += batch["__key__"]
+            if k == 5:  # about a fifth of the epoch: most of it is not fetched yet
+                gw.kill()
+                restart = threading.Timer(1.0, gw.restart)
+                restart.start()
+        restart.join()
+        assert ds.stats()["retries"] > 0  # the outage was felt, and recovered from
+    assert len(seen) == 300
+    assert Counter(seen) == Counter(f"{k:08d}" for k in range(300))
