@@ -4,163 +4,26 @@
 >>> await emu.start(); url = emu.url_for("http://127.0.0.1:8470/imagenet")
 >>> emu.update(rtt=0.030); emu.cut(mode="stall", duration=2.0); await emu.stop()
 
-Each accepted connection gets an upstream connection and two `Pipe`s (up, down); the
-pipes share the emulator's `LinkState` (settings, bandwidth clocks, stall).
+Each accepted connection gets an upstream connection and two `Pipe`s (up, down), see
+`connection`; the pipes share the emulator's `LinkState` (settings, bandwidth clocks, stall).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal, cast
-
-import numpy as np
+from typing import Any, Literal
 
 from farfeed.errors import ConfigError
+from farfeed.wan.connection import Connection, Side
 from farfeed.wan.link import Link
-from farfeed.wan.pipe import LinkState, Pipe, abort_with_rst
+from farfeed.wan.state import LinkState
 from farfeed.wan.stats import RateMeter, WanStats
 from farfeed.wan.timers import Timers, clock
 
 CutMode = Literal["reset", "stall"]
-#: Transport write buffer above which a destination counts as full (ACKs are held).
-WRITE_HIGH_WATER = 1 << 20
 #: How often the throughput meter samples the counters, seconds.
 METER_TICK = 0.25
-#: Bytes of each receive buffer, and the least room worth offering the loop for one read.
-READ_BUFFER = 1 << 20
-MIN_READ = 64 << 10
-
-
-class _Side(asyncio.BufferedProtocol):
-    """One socket of a proxied connection: what it reads goes to ``out``, ``into`` writes to it.
-
-    A buffered protocol: the loop reads straight into our (uninitialised, numpy) buffers,
-    and slices of them travel through the pipe, so each byte is copied only by the kernel.
-    """
-
-    def __init__(self, conn: _Connection, out: Pipe, into: Pipe, *, is_client: bool) -> None:
-        self.conn = conn
-        self.out = out
-        self.into = into
-        self.is_client = is_client
-        self.transport: asyncio.Transport | None = None
-        self._buf: memoryview = _new_buffer()
-        self._used = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self.out.src = transport
-        self.into.dst = transport
-        if self.is_client:
-            self.conn.emu._opened(self.conn)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if len(self._buf) - self._used < MIN_READ:
-            self._buf = _new_buffer()
-            self._used = 0
-        return self._buf[self._used :]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        start = self._used
-        self._used += nbytes
-        self.out.feed(self._buf[start : self._used])
-
-    def eof_received(self) -> bool:
-        self.out.feed_eof()
-        return True  # keep the other half open until our EOF is delivered
-
-    def pause_writing(self) -> None:
-        self.into.pause_sink()
-
-    def resume_writing(self) -> None:
-        self.into.resume_sink()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.side_lost(self, exc)
-
-
-def _new_buffer() -> memoryview:
-    return memoryview(np.empty(READ_BUFFER, dtype=np.uint8)).cast("B")  # type: ignore[arg-type]
-
-
-class _Connection:
-    """A client connection, its upstream connection, and the two pipes between them."""
-
-    def __init__(self, emu: WanEmulator, loop: asyncio.AbstractEventLoop) -> None:
-        self.emu = emu
-        now = clock()
-        link = emu.state.link
-        rtt = link.rtt if link.handshake else 0.0
-        # Real TCP: the client's data leaves after SYN/SYN-ACK (1 RTT) and lands 1.5 RTT
-        # after connect(); the server's first bytes reach the client at 2 RTT.
-        self.up = Pipe(
-            emu.state, emu.state.up, loop=loop, gate=now + 1.5 * rtt, on_eof_sent=self._eof_sent
-        )
-        self.down = Pipe(
-            emu.state, emu.state.down, loop=loop, gate=now + 2 * rtt, on_eof_sent=self._eof_sent
-        )
-        self.client = _Side(self, out=self.up, into=self.down, is_client=True)
-        self.server = _Side(self, out=self.down, into=self.up, is_client=False)
-        self.lost = 0
-        self.finished = False
-        self.task: asyncio.Task[None] | None = None
-
-    async def connect_upstream(self) -> None:
-        """Open the upstream connection; until then the client is not read."""
-        host, port = self.emu.upstream
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.create_connection(lambda: self.server, host, port)
-        except OSError:
-            self.emu.failed_connections += 1
-            self.abort()
-            return
-        if self.finished:
-            self.abort()
-            return
-        self.up.retime()
-        assert self.client.transport is not None
-        if not self.up.reading_paused:
-            self.client.transport.resume_reading()
-
-    def _eof_sent(self) -> None:
-        if (
-            self.up.eof_queued
-            and self.down.eof_queued
-            and not self.up.queue
-            and not self.down.queue
-        ):
-            for side in (self.client, self.server):
-                if side.transport is not None:
-                    side.transport.close()
-
-    def side_lost(self, side: _Side, exc: Exception | None) -> None:
-        """One socket closed: a reset travels to the other side; both gone ends the connection."""
-        self.lost += 1
-        if exc is not None and not self.finished:
-            side.into.close()
-            side.out.send_reset()
-        other = self.server if side is self.client else self.client
-        if self.lost == 2 or other.transport is None:
-            self._finish()
-
-    def abort(self) -> None:
-        """Reset both sockets now (a link cut, or the upstream refused)."""
-        for side in (self.client, self.server):
-            if side.transport is not None:
-                abort_with_rst(side.transport)
-        self._finish()
-
-    def _finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        self.up.close()
-        self.down.close()
-        self.emu.connections.discard(self)
 
 
 class WanEmulator:
@@ -178,7 +41,7 @@ class WanEmulator:
         self.upstream = _check_address("upstream", upstream)
         self.listen = _check_address("listen", listen)
         self.state = LinkState(link)
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self.total_connections = 0
         self.failed_connections = 0
         self.cuts = 0
@@ -237,14 +100,14 @@ class WanEmulator:
             self.state.timers.close()
             self.state.timers = None
 
-    def _accept(self) -> _Side:
+    def _accept(self) -> Side:
         loop = self._require_loop()
-        conn = _Connection(self, loop)
+        conn = Connection(self, loop)
         self.total_connections += 1
         self.connections.add(conn)
         return conn.client
 
-    def _opened(self, conn: _Connection) -> None:
+    def opened(self, conn: Connection) -> None:
         """A client connected: hold its bytes until the upstream connection is open."""
         transport = conn.client.transport
         if transport is None or conn.finished:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Union
 
 from farfeed.wan.link import SEGMENT, Link
-from farfeed.wan.timers import Timer, Timers, clock
+from farfeed.wan.state import Direction, LinkState
+from farfeed.wan.timers import Timer, clock
 
 #: Deliver a chunk this early rather than wait for another wake-up (see `timers`).
 EPS = 0.0001
@@ -36,57 +36,6 @@ class Mark(enum.Enum):
 
 
 Chunk = Union[bytes, memoryview, Mark]
-
-
-class Direction:
-    """State shared by every connection in one direction: the bandwidth clock, counters."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.free_at = 0.0  # when the link finishes sending what it already accepted
-        self.bytes = 0  # delivered
-        self.corrupted = 0
-        self.lost_chunks = 0
-
-    def depart(self, now: float, nbytes: int, bandwidth: float | None) -> float:
-        """When ``nbytes`` read at ``now`` have left, after everything queued before them."""
-        if bandwidth is None:
-            return now
-        start = now if now > self.free_at else self.free_at
-        self.free_at = start + nbytes / bandwidth
-        return self.free_at
-
-
-class LinkState:
-    """The emulator's live settings as pipes see them (the link may change while running)."""
-
-    def __init__(self, link: Link) -> None:
-        self.link = link
-        self.stall_until = 0.0  # nothing is delivered before this loop time
-        self.up = Direction("up")
-        self.down = Direction("down")
-        self.random = random.Random()
-        self.timers: Timers | None = None  # set when the emulator starts
-        self._np_rng: Any = None
-
-    def corrupt(
-        self, data: bytes | memoryview, rate: float, direction: Direction
-    ) -> bytes | memoryview:
-        """Flip bytes of ``data`` independently with probability ``rate`` (numpy, no per-byte Python)."""
-        import numpy as np
-
-        if self._np_rng is None:
-            self._np_rng = np.random.default_rng()
-        rng = self._np_rng
-        count = int(rng.binomial(len(data), rate))
-        if count == 0:
-            return data
-        positions = np.unique(rng.integers(0, len(data), count))
-        buf = bytearray(data)
-        arr = np.frombuffer(buf, dtype=np.uint8)
-        arr[positions] ^= rng.integers(1, 256, len(positions), dtype=np.uint8)
-        direction.corrupted += len(positions)
-        return bytes(buf)
 
 
 class Pipe:
@@ -220,7 +169,7 @@ class Pipe:
         size = len(chunk)
         if not dst.is_closing():
             dst.write(chunk)
-        self.dir.bytes += size
+            self.dir.bytes += size
         ack = deliver + self.state.link.one_way
         if ack <= now + EPS and not self.acks and not self.sink_paused:
             self.inflight -= size  # the ACK is back already; pump's loop reads on
@@ -264,7 +213,7 @@ class Pipe:
             acks.append(((when if when >= stall else stall) + one_way, size))
         if out and not dst.is_closing():
             dst.writelines(out)
-        self.dir.bytes += total
+            self.dir.bytes += total
         if mark is Mark.EOF:
             if not dst.is_closing() and dst.can_write_eof():
                 dst.write_eof()
