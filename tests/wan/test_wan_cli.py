@@ -8,6 +8,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_tokyo_fukuoka_preset_runs_prints_stats_and_stops_on_ctrl_c(
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "farfeed wan stopped: up 600 B" in out
+    assert "farfeed wan stopped: up " in out and "connections 0 open / 1 total" in out
     assert abs(kept - 0.015) <= 0.002, kept
 
 
@@ -108,3 +109,28 @@ def test_bench_wan_writes_its_figures(tmp_path: Path) -> None:
     assert direct["throughput"] > 0 and wan["throughput"] > 0
     assert wan["cpu_per_gb"] > 0
     assert "wan 5 ms" in result.output
+
+
+def test_cut_every_resets_connections_on_schedule(echo_server: ThreadedServer) -> None:
+    host, port = echo_server.address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "farfeed.cli", "wan", "--listen", "127.0.0.1:0",
+         "--upstream", f"{host}:{port}", "--cut-every", "0.3", "--cut-mode", "reset",
+         "--stats-every", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        listen = proc.stdout.readline().split()[4]
+        with connect((listen.rsplit(":", 1)[0], int(listen.rsplit(":", 1)[1]))) as sock:
+            with pytest.raises(ConnectionResetError):
+                for _ in range(200):  # 2 s at most
+                    ping(sock)
+                    time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "failed" in out and "cuts 0" not in out.splitlines()[-1]
