@@ -30,9 +30,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-async def test_https_certificate_checks(
-    files_root: Path, self_signed: tuple[Path, Path]
-) -> None:
+async def test_https_certificate_checks(files_root: Path, self_signed: tuple[Path, Path]) -> None:
     cert, key = self_signed
     with serve_http(files_root, cert=cert, key=key) as url:
         assert url.startswith("https://")

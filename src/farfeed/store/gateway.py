@@ -159,7 +159,9 @@ class GatewayStore(GatewayUploads):
                 headers={"Content-Type": "application/json"},
             ) as resp:
                 await check_status(resp, display)
-                async with aclosing(read_frames(resp, [i[2] for i in items], url=display)) as frames:
+                async with aclosing(
+                    read_frames(resp, [i[2] for i in items], url=display)
+                ) as frames:
                     async for data in frames:
                         yield data
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from farfeed.errors import ConfigError
 
-_LISTENING = re.compile(r"(?:Starting s3 server on|HTTP Server started on) \[(https?://[^\]/]+)/?\]")
+_LISTENING = re.compile(
+    r"(?:Starting s3 server on|HTTP Server started on) \[(https?://[^\]/]+)/?\]"
+)
 
 
 def rclone_binary() -> str:
@@ -59,7 +61,7 @@ def serve_s3(
     root: Path, *, access_key: str = "farfeed-test", secret_key: str = "farfeed-secret"
 ) -> Iterator[S3Endpoint]:
     """Run ``rclone serve s3`` over ``root`` (each top-level folder is a bucket) on a free port."""
-    args = ["serve", "s3", str(root), "--auth-key", f"{access_key},{secret_key}"]
+    args = ["serve", "s3", str(root), "--auth-key", f"{access_key},{secret_key}", "--etag-hash", ""]
     with _rclone(args, root) as url:
         yield S3Endpoint(url, access_key, secret_key)
 
