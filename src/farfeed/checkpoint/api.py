@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 
 from farfeed.checkpoint import handle as _handle
-from farfeed.checkpoint.download import build_state, check_listing, fetch_tensor_file, read_manifest
+from farfeed.checkpoint.download import build_state, check_listing, fetch_tensors, read_manifest
 from farfeed.checkpoint.manifest import CheckpointInfo, Manifest, step_dir
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing, scan_steps
@@ -151,7 +151,7 @@ def latest(
                 try:
                     man = await _checked_manifest(store, listing, url=url)
                     if verify == "full":
-                        await fetch_tensor_file(store, man, listing, transfer=plan, where=_where(url, listing))
+                        await fetch_tensors(store, man, listing, transfer=plan, where=_where(url, listing))
                 except CheckpointError as exc:
                     _warn_fallback(exc)
                     continue
@@ -201,8 +201,8 @@ async def _fetch(
 ) -> tuple[dict[str, Any], Manifest]:
     where = _where(url, listing)
     man = await _checked_manifest(store, listing, url=url)
-    buf = await fetch_tensor_file(store, man, listing, transfer=plan, where=where)
-    state = build_state(buf, man, where=where, map_location=device)
+    tensors = await fetch_tensors(store, man, listing, transfer=plan, where=where, pin=device.type == "cuda")
+    state = build_state(tensors, man, map_location=device)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {where}: saved state is not a dict")
     return state, man

@@ -1,9 +1,10 @@
 """Fetch one committed checkpoint: manifest, then the tensor file in parallel verified parts.
 
 Parts are read with concurrent range reads (one per connection, not one batch-get, so
-they travel on many TCP streams) straight into one host buffer; each part's xxh64 is
-checked as it lands, and the whole file's as the in-order prefix grows. Tensors are
-views of that buffer. Anything wrong raises `CheckpointError` naming the checkpoint.
+they travel on many TCP streams) and copied straight into their tensors; each part's
+xxh64 is checked as it lands. (The whole file's xxh64 was checked when the upload was
+committed; parts that all match the manifest make the same file.) Anything wrong
+raises `CheckpointError` naming the checkpoint.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import numpy as np
 import torch
 import xxhash
 
@@ -19,6 +19,7 @@ from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.manifest import MANIFEST, Manifest
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing
+from farfeed.checkpoint.scatter import Scatter
 from farfeed.checkpoint.tree import unflatten
 from farfeed.errors import CheckpointError, FormatError, NotFoundError, StoreError, TransientError
 from farfeed.store.base import Store
@@ -51,20 +52,40 @@ def check_listing(man: Manifest, listing: StepListing, *, where: str) -> None:
         )
 
 
-async def fetch_tensor_file(store: Store, man: Manifest, listing: StepListing, *, transfer: Transfer, where: str) -> torch.Tensor:
-    """The whole tensor file in one uint8 host tensor, every part and the whole verified."""
+async def read_header(store: Store, man: Manifest, listing: StepListing, *, where: str) -> tuple[bytes, stlayout.Header]:
+    """The tensor file's header (raw bytes and parsed), checked against the manifest."""
+    path = f"{listing.folder}/{man.data.path}"
+    head = await _read(store, path, 0, min(man.data.size, stlayout.HEADER_PROBE), where=where)
+    try:
+        need = stlayout.header_length(head, where=where)
+        if need > len(head) and need <= man.data.size:
+            head += await _read(store, path, len(head), need - len(head), where=where)
+        header = stlayout.parse_header(head, where=where)
+    except FormatError as exc:
+        raise CheckpointError(f"checkpoint {where}: bad tensor header: {exc}") from None
+    if header.file_size != man.data.size or len(header.entries) != man.tensors:
+        raise CheckpointError(
+            f"checkpoint {where}: tensor header lists {len(header.entries)} tensors / {header.file_size} bytes, "
+            f"manifest says {man.tensors} / {man.data.size}"
+        )
+    return head[: header.data_start], header
+
+
+async def fetch_tensors(
+    store: Store, man: Manifest, listing: StepListing, *, transfer: Transfer, where: str, pin: bool = False
+) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint in host memory, each part's xxh64 checked as it lands.
+
+    One small read for the header, then all parts at once over ``transfer.connections``
+    range reads, each copied straight into the tensors it covers.
+    """
     data = man.data
     path = f"{listing.folder}/{data.path}"
-    buf = torch.empty(data.size, dtype=torch.uint8)
-    view = buf.numpy()
-    nparts = len(data.parts)
-    done = [False] * nparts
-    whole = xxhash.xxh64()
-    hashed = 0  # parts 0..hashed-1 are folded into `whole`
+    head, header = await read_header(store, man, listing, where=where)
+    scatter = Scatter(header.entries, base=header.data_start, pin=pin)
     gate = asyncio.Semaphore(transfer.connections)
 
     async def one(i: int) -> None:
-        nonlocal hashed
         off, length = data.part_range(i)
         async with gate:
             blob = await _read(store, path, off, length, where=where)
@@ -76,22 +97,17 @@ async def fetch_tensor_file(store: Store, man: Manifest, listing: StepListing, *
                 f"checkpoint {where}: part {i} (bytes {off}..{off + length} of {data.path}) is corrupt: "
                 f"xxh64 {got}, manifest says {data.parts[i]}"
             )
-        view[off : off + length] = np.frombuffer(blob, dtype=np.uint8)
-        done[i] = True
-        while hashed < nparts and done[hashed]:
-            o, n = data.part_range(hashed)
-            whole.update(view[o : o + n].data)
-            hashed += 1
+        if off < len(head) and blob[: len(head) - off] != head[off : off + length]:
+            raise CheckpointError(f"checkpoint {where}: tensor header changed while loading")
+        scatter.put(off, blob)
 
-    tasks = [asyncio.ensure_future(one(i)) for i in range(nparts)]
+    tasks = [asyncio.ensure_future(one(i)) for i in range(len(data.parts))]
     try:
         await asyncio.gather(*tasks)
     finally:
         for t in tasks:
             t.cancel()
-    if whole.hexdigest() != data.xxh64:
-        raise CheckpointError(f"checkpoint {where}: whole-file xxh64 {whole.hexdigest()} != manifest {data.xxh64}")
-    return buf
+    return scatter.tensors
 
 
 async def _read(store: Store, path: str, off: int, length: int, *, where: str) -> bytes:
@@ -109,22 +125,8 @@ async def _read(store: Store, path: str, off: int, length: int, *, where: str) -
     raise AssertionError("unreachable")
 
 
-def build_state(buf: torch.Tensor, man: Manifest, *, where: str, map_location: str | torch.device) -> Any:
-    """The saved state: tensors (views of ``buf``, moved to ``map_location``) put back in the tree."""
-    try:
-        header = stlayout.parse_header(bytes(buf[: min(len(buf), stlayout.HEADER_PROBE)].numpy()), where=where)
-        if header.data_start > stlayout.HEADER_PROBE:
-            header = stlayout.parse_header(bytes(buf[: header.data_start].numpy()), where=where)
-    except FormatError as exc:
-        raise CheckpointError(f"checkpoint {where}: bad tensor header: {exc}") from None
-    if header.file_size != man.data.size or len(header.entries) != man.tensors:
-        raise CheckpointError(
-            f"checkpoint {where}: tensor header lists {len(header.entries)} tensors / {header.file_size} bytes, "
-            f"manifest says {man.tensors} / {man.data.size}"
-        )
-    device = torch.device(map_location)
-    tensors: dict[str, torch.Tensor] = {}
-    for e in header.entries:
-        t = stlayout.view_tensor(buf, e, header.data_start)
-        tensors[e.name] = t if device.type == "cpu" else t.to(device)
+def build_state(tensors: dict[str, torch.Tensor], man: Manifest, *, map_location: torch.device) -> Any:
+    """The saved state: the tensors (moved to ``map_location``) put back in the saved tree."""
+    if map_location.type != "cpu":
+        tensors = {k: v.to(map_location, non_blocking=True) for k, v in tensors.items()}
     return unflatten(man.state, tensors)

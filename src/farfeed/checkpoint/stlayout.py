@@ -168,13 +168,3 @@ def _entry(name: str, spec: object, *, where: str) -> TensorEntry:
             f"{where}: tensor {name!r} spans {begin}..{end} but {dtype} {list(shape)} needs {numel * dtype.itemsize} bytes"
         )
     return TensorEntry(name, dtype, shape, begin, end)
-
-
-def view_tensor(buf: torch.Tensor, entry: TensorEntry, base: int) -> torch.Tensor:
-    """Tensor ``entry`` as a view of the uint8 buffer ``buf`` whose data section starts at ``base``."""
-    raw = buf[base + entry.begin : base + entry.end]
-    if entry.nbytes == 0:
-        return torch.empty(entry.shape, dtype=entry.dtype)
-    if (base + entry.begin) % entry.dtype.itemsize:
-        raw = raw.clone()  # unaligned (another writer's layout): copy to view it
-    return raw.view(entry.dtype).reshape(entry.shape)

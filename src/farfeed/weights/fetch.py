@@ -3,8 +3,8 @@
 A model is one ``.safetensors`` file, or shards listed by an index JSON
 (``model.safetensors.index.json``: ``{"weight_map": {tensor name: shard file}}``, the
 format transformers writes). We read each shard's header (one small range read), then
-its data section in parts over many connections, straight into one host buffer per
-shard; tensors are views of it, or copies on the target device. Nothing touches disk.
+its data section in parts over many connections, each part copied straight into the
+tensors it covers (then moved to the target device). Nothing touches disk.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.plan import Transfer
+from farfeed.checkpoint.scatter import Scatter
 from farfeed.errors import ConfigError, FormatError, NotFoundError
 from farfeed.store import open_store
 from farfeed.store.base import Store
@@ -91,23 +91,30 @@ async def read_header(store: Store, name: str, size: int, *, where: str) -> stla
 
 
 async def fetch_shard(
-    store: Store, name: str, header: stlayout.Header, *, part_size: int, gate: asyncio.Semaphore, where: str
-) -> torch.Tensor:
-    """The shard's data section in one uint8 host tensor, read in parts of ``part_size``."""
-    total = header.file_size - header.data_start
-    buf = torch.empty(total, dtype=torch.uint8)
-    view = buf.numpy()
+    store: Store,
+    name: str,
+    header: stlayout.Header,
+    *,
+    part_size: int,
+    gate: asyncio.Semaphore,
+    where: str,
+    pin: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The shard's tensors in host memory, its data section read in parts of ``part_size``
+    (each part copied straight into the tensors it covers)."""
+    scatter = Scatter(header.entries, base=header.data_start, pin=pin)
+    end = header.file_size
 
     async def one(off: int) -> None:
-        length = min(part_size, total - off)
+        length = min(part_size, end - off)
         async with gate:
-            blob = await store.read(name, header.data_start + off, length)
+            blob = await store.read(name, off, length)
         if len(blob) != length:
             raise FormatError(f"{where}: read {len(blob)} of {length} bytes at {off}")
-        view[off : off + length] = np.frombuffer(blob, dtype=np.uint8)
+        scatter.put(off, blob)
 
-    await asyncio.gather(*(one(off) for off in range(0, total, part_size)))
-    return buf
+    await asyncio.gather(*(one(off) for off in range(header.data_start, end, part_size)))
+    return scatter.tensors
 
 
 def to_target(t: torch.Tensor, *, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
@@ -153,14 +160,17 @@ async def aload_safetensors(
 
         async def shard(name: str, header: stlayout.Header) -> None:
             where = f"{src.root}/{name}"
+            for e in header.entries:
+                if weight_map is not None and weight_map.get(e.name, name) != name:
+                    raise FormatError(f"{where}: tensor {e.name!r} is indexed under {weight_map[e.name]!r}")
             async with shards_gate:
-                buf = await fetch_shard(store, name, header, part_size=part_size, gate=gate, where=where)
-                for e in header.entries:
-                    if e.name in out:
-                        raise FormatError(f"{where}: tensor {e.name!r} also appears in another shard")
-                    if weight_map is not None and weight_map.get(e.name, name) != name:
-                        raise FormatError(f"{where}: tensor {e.name!r} is indexed under {weight_map[e.name]!r}")
-                    out[e.name] = to_target(stlayout.view_tensor(buf, e, 0), device=target, dtype=dtype)
+                got = await fetch_shard(
+                    store, name, header, part_size=part_size, gate=gate, where=where, pin=target.type == "cuda"
+                )
+                for key, t in got.items():
+                    if key in out:
+                        raise FormatError(f"{where}: tensor {key!r} also appears in another shard")
+                    out[key] = to_target(t, device=target, dtype=dtype)
 
         await asyncio.gather(*(shard(f, h) for f, h in zip(files, headers, strict=True)))
     if weight_map is not None:
