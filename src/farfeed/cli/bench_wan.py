@@ -68,7 +68,7 @@ def wan_bench(
     typer.echo(f"{'path':>14} {'conns':>5} {'GB/s':>7} {'CPU s/GB':>9}   (medians of {repeats})")
     for r in results:
         path = "direct" if r["rtt"] is None else f"wan {r['rtt'] * 1000:g} ms"
-        cpu = "-" if r["rtt"] is None else f"{r['cpu_per_gb']:.2f}"
+        cpu = "-" if r["cpu_per_gb"] is None else f"{r['cpu_per_gb']:.2f}"
         typer.echo(f"{path:>14} {r['connections']:>5} {r['throughput'] / 1e9:>7.2f} {cpu:>9}")
     if json_out is not None:
         report = {

@@ -27,15 +27,16 @@ BLOCK = 4 << 20  # bytes per send / receive call
 
 @dataclass(frozen=True)
 class CeilingRun:
-    """One measurement: ``throughput`` bytes/s over ``seconds``; ``cpu_per_gb`` of the emulator."""
+    """One measurement: ``throughput`` bytes/s over ``seconds``; CPU of the emulator process
+    (None for a direct run, which has none)."""
 
     rtt: float | None  # None: direct, no emulator
     connections: int
     seconds: float
     bytes: int
     throughput: float
-    cpu_seconds: float
-    cpu_per_gb: float
+    cpu_seconds: float | None
+    cpu_per_gb: float | None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields."""
@@ -129,24 +130,26 @@ def measure_ceiling(
         source.close()
         for thread in threads:
             thread.join(timeout=5)
+    direct = wan is None
     return CeilingRun(
         rtt=rtt,
         connections=connections,
         seconds=elapsed,
         bytes=carried,
         throughput=carried / elapsed,
-        cpu_seconds=cpu,
-        cpu_per_gb=cpu / (carried / 1e9) if carried else float("nan"),
+        cpu_seconds=None if direct else cpu,
+        cpu_per_gb=None if direct or not carried else cpu / (carried / 1e9),
     )
 
 
 def median_run(runs: list[CeilingRun]) -> dict[str, Any]:
     """Medians of repeated runs of one configuration, with every run kept."""
     first = runs[0]
+    cpus = [r.cpu_per_gb for r in runs if r.cpu_per_gb is not None]
     return {
         "rtt": first.rtt,
         "connections": first.connections,
         "throughput": statistics.median(r.throughput for r in runs),
-        "cpu_per_gb": statistics.median(r.cpu_per_gb for r in runs),
+        "cpu_per_gb": None if first.cpu_per_gb is None else statistics.median(cpus),
         "runs": [r.to_dict() for r in runs],
     }
