@@ -18,7 +18,13 @@ from typing import Any, Literal
 import torch
 
 from farfeed.checkpoint import handle as _handle
-from farfeed.checkpoint.download import build_state, check_listing, fetch_tensors, read_manifest
+from farfeed.checkpoint.download import (
+    build_state,
+    check_listing,
+    fetch_tensors,
+    open_step,
+    read_manifest,
+)
 from farfeed.checkpoint.manifest import CheckpointInfo, Manifest, step_dir
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing, scan_steps
@@ -149,9 +155,12 @@ def latest(
         async with opener() as store:
             for listing in _newest_first(await scan_steps(store)):
                 try:
-                    man = await _checked_manifest(store, listing, url=url)
+                    where = _where(url, listing)
                     if verify == "full":
-                        await fetch_tensors(store, man, listing, transfer=plan, where=_where(url, listing))
+                        man, head, header = await open_step(store, listing, where=where)
+                        await fetch_tensors(store, man, listing, head, header, transfer=plan, where=where)
+                    else:
+                        man = await _checked_manifest(store, listing, url=url)
                 except CheckpointError as exc:
                     _warn_fallback(exc)
                     continue
@@ -200,8 +209,10 @@ async def _fetch(
     store: Store, listing: StepListing, *, url: str, plan: Transfer, device: torch.device
 ) -> tuple[dict[str, Any], Manifest]:
     where = _where(url, listing)
-    man = await _checked_manifest(store, listing, url=url)
-    tensors = await fetch_tensors(store, man, listing, transfer=plan, where=where, pin=device.type == "cuda")
+    man, head, header = await open_step(store, listing, where=where)
+    tensors = await fetch_tensors(
+        store, man, listing, head, header, transfer=plan, where=where, pin=device.type == "cuda"
+    )
     state = build_state(tensors, man, map_location=device)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {where}: saved state is not a dict")

@@ -16,7 +16,7 @@ import torch
 import xxhash
 
 from farfeed.checkpoint import stlayout
-from farfeed.checkpoint.manifest import MANIFEST, Manifest
+from farfeed.checkpoint.manifest import MANIFEST, TENSORS, Manifest
 from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing
 from farfeed.checkpoint.scatter import Scatter
@@ -52,10 +52,15 @@ def check_listing(man: Manifest, listing: StepListing, *, where: str) -> None:
         )
 
 
-async def read_header(store: Store, man: Manifest, listing: StepListing, *, where: str) -> tuple[bytes, stlayout.Header]:
-    """The tensor file's header (raw bytes and parsed), checked against the manifest."""
+async def read_header(
+    store: Store, man: Manifest, listing: StepListing, *, where: str, probe: bytes | None = None
+) -> tuple[bytes, stlayout.Header]:
+    """The tensor file's header (raw bytes and parsed), checked against the manifest.
+
+    ``probe``: the file's first bytes if already read (saves a round trip).
+    """
     path = f"{listing.folder}/{man.data.path}"
-    head = await _read(store, path, 0, min(man.data.size, stlayout.HEADER_PROBE), where=where)
+    head = probe if probe is not None else await _read(store, path, 0, _probe_size(man.data.size), where=where)
     try:
         need = stlayout.header_length(head, where=where)
         if need > len(head) and need <= man.data.size:
@@ -71,17 +76,41 @@ async def read_header(store: Store, man: Manifest, listing: StepListing, *, wher
     return head[: header.data_start], header
 
 
+def _probe_size(size: int) -> int:
+    return min(size, stlayout.HEADER_PROBE)
+
+
+async def open_step(store: Store, listing: StepListing, *, where: str) -> tuple[Manifest, bytes, stlayout.Header]:
+    """Manifest and tensor header of a listed step, read in one round trip, and checked."""
+    size = listing.files.get(f"{listing.folder}/{TENSORS}")
+    if size is None:
+        man = await read_manifest(store, listing, where=where)
+        check_listing(man, listing, where=where)  # raises: the tensor file is missing
+    probe_read = _read(store, f"{listing.folder}/{TENSORS}", 0, _probe_size(size or 0), where=where)
+    man, probe = await asyncio.gather(read_manifest(store, listing, where=where), probe_read)
+    check_listing(man, listing, where=where)
+    head, header = await read_header(store, man, listing, where=where, probe=probe)
+    return man, head, header
+
+
 async def fetch_tensors(
-    store: Store, man: Manifest, listing: StepListing, *, transfer: Transfer, where: str, pin: bool = False
+    store: Store,
+    man: Manifest,
+    listing: StepListing,
+    head: bytes,
+    header: stlayout.Header,
+    *,
+    transfer: Transfer,
+    where: str,
+    pin: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Every tensor of the checkpoint in host memory, each part's xxh64 checked as it lands.
 
-    One small read for the header, then all parts at once over ``transfer.connections``
-    range reads, each copied straight into the tensors it covers.
+    All parts go at once over ``transfer.connections`` range reads, each copied straight
+    into the tensors it covers; ``head`` / ``header`` come from `open_step`.
     """
     data = man.data
     path = f"{listing.folder}/{data.path}"
-    head, header = await read_header(store, man, listing, where=where)
     scatter = Scatter(header.entries, base=header.data_start, pin=pin)
     gate = asyncio.Semaphore(transfer.connections)
 

@@ -113,7 +113,7 @@ class Manifest:
         if version != FORMAT_VERSION:
             raise CheckpointError(f"checkpoint manifest {where} has format {version!r}; this farfeed reads {FORMAT_VERSION}")
         expected = -(-data.size // data.part_size) if data.part_size > 0 else -1
-        if data.size < 0 or data.part_size <= 0 or expected != len(data.parts) or "/" in data.path:
+        if data.size < 0 or data.part_size <= 0 or expected != len(data.parts) or data.path != TENSORS:
             raise CheckpointError(
                 f"checkpoint manifest {where} is inconsistent: size {data.size}, part size "
                 f"{data.part_size}, {len(data.parts)} part checksums, data path {data.path!r}"

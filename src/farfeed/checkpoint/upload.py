@@ -52,9 +52,18 @@ async def upload(
     """Upload ``snap`` as checkpoint ``step`` of the run at ``url`` and commit it."""
     folder = step_dir(step)
     data_path, manifest_path = f"{folder}/{TENSORS}", f"{folder}/{MANIFEST}"
-    await store.delete(manifest_path)  # re-saving a step: it stops being a checkpoint first
+    # re-saving a step: it stops being a checkpoint first (in the same round trip as the start)
+    start = getattr(store, "start_upload", None)
+    uncommit = store.delete(manifest_path)
+    upload_id: str | None = None
+    if callable(start):
+        _, upload_id = await asyncio.gather(uncommit, start(data_path))
+    else:
+        await uncommit
     part_size = transfer.part_size(snap.size)
-    result = await send_parts(store, data_path, snap, part_size=part_size, concurrency=transfer.connections)
+    result = await send_parts(
+        store, data_path, snap, part_size=part_size, concurrency=transfer.connections, upload_id=upload_id
+    )
     if on_sent is not None:
         on_sent(result)
     if result.size != snap.size or result.xxh64 != snap.xxh64:
@@ -86,11 +95,11 @@ async def upload(
     )
 
 
-async def send_parts(store: Store, path: str, snap: Snapshot, *, part_size: int, concurrency: int) -> UploadResult:
-    """`Store.write_parts`, retried on transient errors; on the gateway the retry resumes
-    the same upload, sending only the parts it does not hold yet."""
-    start = getattr(store, "start_upload", None)
-    upload_id: str | None = await start(path) if callable(start) else None
+async def send_parts(
+    store: Store, path: str, snap: Snapshot, *, part_size: int, concurrency: int, upload_id: str | None = None
+) -> UploadResult:
+    """`Store.write_parts`, retried on transient errors; with a gateway ``upload_id`` the
+    retry resumes that upload, sending only the parts the gateway does not hold yet."""
     writer: Any = store.write_parts
     extra = {} if upload_id is None else {"upload_id": upload_id}
     try:
