@@ -50,6 +50,7 @@ async def test_detects_gateway_and_reads(gateway_url: str, shards: dict[str, byt
     a = shards["a.tar"]
     async with open_store(f"{gateway_url}/ds") as store:
         assert isinstance(store, GatewayStore) and store.native_batch
+        assert store._http._session is None  # no socket held until first use (fork-safe)
         assert await store.read("a.tar", 1000, 500) == a[1000:1500]
         assert await store.read("a.tar", 199_000) == a[199_000:]
         assert await store.size("sub/b.tar") == 50_000
@@ -114,6 +115,13 @@ async def test_tokens(gateway_root: Path, shards: dict[str, bytes]) -> None:
         async with open_store(f"{url}/checkpoints/run1", token=WRITER) as store:
             await store.write("x.bin", b"x")
             assert await store.read("x.bin") == b"x"
+        in_url = url.replace("http://", f"http://:{WRITER}@")
+        async with open_store(f"{in_url}/checkpoints/run1") as store:
+            assert await store.read("x.bin") == b"x"
+            assert WRITER not in store.url
+            with pytest.raises(NotFoundError) as caught:
+                await store.read("missing.bin")
+            assert WRITER not in str(caught.value)
 
 
 async def test_write_list_delete(gateway_url: str, gateway_root: Path) -> None:

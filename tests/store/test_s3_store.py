@@ -121,3 +121,10 @@ async def test_settings_from_environment(
     await store.close()
     with pytest.raises(ConfigError, match="minio:9000"):
         await open_store("s3://bucket/ds", s3_endpoint_url="minio:9000")
+
+
+async def test_keys_in_url_are_used_and_hidden(s3_server: S3Endpoint) -> None:
+    url = f"s3://{s3_server.access_key}:{s3_server.secret_key}@bucket/ds"
+    async with open_store(url, s3_endpoint_url=s3_server.endpoint_url) as store:
+        assert await store.read("sub/b.bin", 0, 5) == b"hello"
+        assert store.url == "s3://bucket/ds"

@@ -102,7 +102,7 @@ class Store(abc.ABC):
             yield data
 
     @abc.abstractmethod
-    async def write(self, path: str, data: bytes) -> None:
+    async def write(self, path: str, data: Chunk) -> None:
         """Write a whole object atomically: readers see the old object or the new one, never a part."""
 
     async def write_parts(self, path: str, parts: Parts, *, concurrency: int = 4) -> UploadResult:

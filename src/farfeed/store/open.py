@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ssl as _ssl
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from farfeed.errors import ConfigError
 from farfeed.store._paths import redact_url
@@ -20,9 +21,17 @@ async def _open_local(url: str, options: StoreOptions) -> Store:
 
 
 async def _open_http(url: str, options: StoreOptions) -> Store:
-    """A farfeed gateway if ``GET /_farfeed/info`` says so, else a static HTTP server."""
+    """A farfeed gateway if ``GET /_farfeed/info`` says so, else a static HTTP server.
+
+    A token may ride in the URL (``http://:TOKEN@host:8470/imagenet``) when not passed.
+    """
     from farfeed.store.gateway import GatewayStore, probe_gateway
     from farfeed.store.http import HttpStore
+
+    parts = urlsplit(url)
+    in_url = unquote(parts.password or parts.username or "")
+    if in_url and options.token is None:
+        options = replace(options, token=in_url)
 
     info = await probe_gateway(url, options)
     if info is not None:
@@ -31,7 +40,14 @@ async def _open_http(url: str, options: StoreOptions) -> Store:
 
 
 async def _open_s3(url: str, options: StoreOptions) -> Store:
+    """``s3://BUCKET/PREFIX``; keys may ride in the URL (``s3://KEY:SECRET@BUCKET/...``)."""
     from farfeed.store.s3 import S3Store
+
+    parts = urlsplit(url)
+    if parts.username and parts.password and options.s3_access_key is None:
+        options = replace(
+            options, s3_access_key=unquote(parts.username), s3_secret_key=unquote(parts.password)
+        )
 
     return S3Store(url, options=options)
 
