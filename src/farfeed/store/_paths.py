@@ -55,6 +55,11 @@ def redact_url(url: str) -> str:
     netloc = parts.hostname or ""
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
+    port: int | str | None
+    try:
+        port = parts.port
+    except ValueError:  # a bad port is reported elsewhere; keep what was written
+        port = parts.netloc.rpartition(":")[2] or None
+    if port is not None:
+        netloc = f"{netloc}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
