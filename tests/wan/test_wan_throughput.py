@@ -7,10 +7,11 @@ Tolerance: 10 %, as the issue states. Each case moves ~20-50 MB in about 1.5 s.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
-from wan_helpers import ThreadedServer, connect, download, steady_rate
+from wan_helpers import Sink, ThreadedServer, connect, download, steady_rate
 
 from farfeed.wan import Link, WanProcess
 
@@ -71,3 +72,19 @@ def test_sixteen_small_windows_add_up(source_server: ThreadedServer) -> None:
     link = Link(rtt=0.050, bandwidth=100e6, window=64 * 1024)
     rate = measure(source_server, link, connections=16, each=1_500_000)
     assert rate == pytest.approx(16 * 64 * 1024 / 0.050, rel=0.10), f"{rate / 1e6:.2f} MB/s"
+
+
+def test_uploads_are_shaped_the_same_way(sink: tuple[ThreadedServer, Sink]) -> None:
+    server, recorder = sink
+    size = 20_000_000  # 256 KiB / 20 ms = 13.1 MB/s: the window limits the upload too
+    link = Link(rtt=0.020, bandwidth=100e6, window=256 * 1024)
+    with WanProcess.start(upstream=server.address, link=link) as wan:
+        with connect(wan.address) as sock:
+            sock.sendall(bytes(size))
+            sock.shutdown(socket.SHUT_WR)
+            assert recorder.done.wait(30)
+        stats = wan.stats()
+    timeline = [(when, len(chunk)) for when, chunk in recorder.arrivals[0]]
+    assert sum(n for _, n in timeline) == size == stats.bytes_up
+    rate = steady_rate([timeline])
+    assert rate == pytest.approx(256 * 1024 / 0.020, rel=0.10), f"{rate / 1e6:.2f} MB/s"
