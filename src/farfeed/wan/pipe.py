@@ -58,7 +58,7 @@ class Pipe:
         self.src: asyncio.Transport | None = None
         self.dst: asyncio.Transport | None = None
         self.inflight = 0
-        self.backlog: deque[bytes | memoryview] = deque()
+        self.backlog: deque[tuple[float, bytes | memoryview]] = deque()  # (read at, bytes)
         self.queue: deque[tuple[float, Chunk]] = deque()
         self.acks: deque[tuple[float, int]] = deque()
         self.last_deliver = 0.0
@@ -75,7 +75,7 @@ class Pipe:
         """Bytes read from the source."""
         if self.closed:
             return
-        self.backlog.append(data)
+        self.backlog.append((clock(), data))
         self.pump()
 
     def feed_eof(self) -> None:
@@ -89,19 +89,24 @@ class Pipe:
         self.eof_queued = True
         self._enqueue(clock() + self.state.link.one_way, Mark.RESET)
 
-    def pump(self) -> None:
-        """Admit backlog while the window has room; pause or resume reading to match."""
+    def pump(self, credit_at: float = 0.0) -> None:
+        """Admit backlog while the window has room; pause or resume reading to match.
+
+        Bytes that waited for window credit leave when it came back (``credit_at``, the
+        ACK's planned time), not when the timer got round to it: no drift per RTT.
+        """
         window = self.state.link.window
         backlog = self.backlog
         while backlog and self.inflight < window:
             room = window - self.inflight
-            head = backlog[0]
+            read_at, head = backlog[0]
             if len(head) <= room:
                 backlog.popleft()
             else:
                 view = memoryview(head)
-                head, backlog[0] = view[:room], view[room:]
-            self._admit(head)
+                head = view[:room]
+                backlog[0] = (read_at, view[room:])
+            self._admit(head, read_at if read_at > credit_at else credit_at)
         if self.eof_in and not backlog and not self.eof_queued:
             self.eof_queued = True
             self._enqueue(clock() + self.state.link.one_way, Mark.EOF)
@@ -115,10 +120,9 @@ class Pipe:
             self.reading_paused = False
             src.resume_reading()
 
-    def _admit(self, data: bytes | memoryview) -> None:
+    def _admit(self, data: bytes | memoryview, now: float) -> None:
         state = self.state
         link = state.link
-        now = clock()
         size = len(data)
         self.inflight += size
         if link.corrupt_rate:
@@ -236,11 +240,13 @@ class Pipe:
         limit = clock() + EPS
         acks = self.acks
         freed = 0
+        credit_at = 0.0
         while acks and acks[0][0] <= limit:
-            freed += acks.popleft()[1]
+            credit_at, size = acks.popleft()
+            freed += size
         self.inflight -= freed
         if freed:
-            self.pump()
+            self.pump(credit_at)
         self._arm_acks()
 
     def pause_sink(self) -> None:
