@@ -21,7 +21,8 @@ SHARD_BYTES = 64 * 2**20
 
 
 def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed: int = 0) -> Path:
-    """Write (or reuse, when it matches) a dataset of ``samples`` x ``sample_bytes`` at ``out``."""
+    """Write a dataset of ``samples`` x ``sample_bytes`` at ``out``, or reuse the one there
+    when it holds at least as many samples of that size."""
     if samples < 1 or sample_bytes < 1:
         raise ConfigError(
             f"need samples >= 1 and sample_bytes >= 1, got {samples!r}, {sample_bytes!r}"
@@ -31,7 +32,8 @@ def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed:
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         bench = meta.get("bench_io", {})
-        if bench == {"samples": samples, "sample_bytes": sample_bytes, "seed": seed}:
+        same = bench.get("sample_bytes") == sample_bytes and bench.get("seed") == seed
+        if same and bench.get("samples", 0) >= samples:  # enough of the same samples
             return out
         raise ConfigError(f"{str(out)!r} holds another dataset ({bench}); remove it or pick --work")
     out.mkdir(parents=True, exist_ok=True)

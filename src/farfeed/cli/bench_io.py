@@ -1,9 +1,126 @@
-"""CLI: one `farfeed bench` subcommand (placeholder until its issue lands)."""
+"""CLI: `farfeed bench io`, the loader against an emulated accelerator (docs/BENCHMARKS.md, Loader).
+
+farfeed bench io --rtt-ms 0,15,50,100 --demand 0.9 --scale 0.1 --json bench-out/io.json
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+from pathlib import Path
+
 import typer
+
+from farfeed.errors import ConfigError
+
+
+def _numbers(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{what} must be comma-separated numbers >= 0, got {text!r}")
+    return values
+
+
+def io_bench(
+    rtt_ms: str = typer.Option(
+        "0,15,50,100",
+        "--rtt-ms",
+        help="Round-trip times to emulate, milliseconds, comma-separated; 0 (the local "
+        "reference for AU relative) must be among them.",
+    ),
+    demand: float = typer.Option(
+        0.9, "--demand", help="Accelerator demand as a fraction of the link bandwidth (0-1]."
+    ),
+    scale: float = typer.Option(
+        0.1,
+        "--scale",
+        help="Shrink the profile's demand (samples per batch) and the link bandwidth together, "
+        "to fit this machine: 0.1 = 40 samples per 0.224 s batch = 20.5 MB/s.",
+    ),
+    profile: str = typer.Option(
+        "resnet50",
+        "--profile",
+        help="Accelerator profile: resnet50 = 114,660-byte samples, batch 400, 0.224 s per "
+        "batch (MLPerf Storage, one H100).",
+    ),
+    batches: int = typer.Option(100, "--batches", help="Batches per trial, warm-up included."),
+    warmup: int = typer.Option(20, "--warmup", help="Batches before AU is measured."),
+    workers: int = typer.Option(2, "--workers", help="DataLoader workers for farfeed."),
+    baseline_workers: int = typer.Option(
+        8, "--baseline-workers", help="DataLoader workers for the one-GET-per-sample baseline."
+    ),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="Also run the baseline at every RTT."
+    ),
+    memory_budget_mib: int = typer.Option(
+        512, "--memory-budget-mib", help="farfeed's memory budget per rank, MiB."
+    ),
+    window_kib: int = typer.Option(
+        4096, "--window-kib", help="Emulated TCP window per connection, KiB (Linux's default cap)."
+    ),
+    overload: float = typer.Option(
+        2.0,
+        "--overload",
+        help="Demand / link for the saturation rows (delivered bytes/s vs the link); 0 skips them.",
+    ),
+    overload_rtt_ms: str = typer.Option(
+        "15,100", "--overload-rtt-ms", help="RTTs of the saturation rows, milliseconds."
+    ),
+    repeats: int = typer.Option(
+        1, "--repeats", help="Trials per configuration, interleaved; figures are medians."
+    ),
+    max_seconds: float = typer.Option(
+        40.0,
+        "--max-seconds",
+        help="Stop measuring a trial after this many seconds (slow baselines).",
+    ),
+    work: Path = typer.Option(
+        Path("bench-out/io"), "--work", help="Folder for the synthetic dataset (kept, reused)."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write the rows (a JSON list) to this file."
+    ),
+) -> None:
+    """Feed an emulated accelerator (MLPerf Storage style: fixed compute per batch) from a
+    gateway across `farfeed wan` at each RTT; print AU, AU relative to 0 ms, samples/s,
+    stall, time to first batch and peak memory, for farfeed and a one-GET-per-sample
+    PyTorch DataLoader."""
+    from farfeed.bench.io import IoBenchConfig, format_table, run_io_bench
+
+    cfg = IoBenchConfig(
+        rtts_ms=_numbers(rtt_ms, "--rtt-ms"),
+        demand=demand,
+        scale=scale,
+        profile=profile,
+        batches=batches,
+        warmup=warmup,
+        workers=workers,
+        baseline=baseline,
+        baseline_workers=baseline_workers,
+        memory_budget=memory_budget_mib * 2**20,
+        window=window_kib * 1024,
+        overload=overload,
+        overload_rtts_ms=_numbers(overload_rtt_ms, "--overload-rtt-ms") if overload else (),
+        repeats=repeats,
+        max_seconds=max_seconds,
+        work=work,
+    )
+    rows = run_io_bench(cfg, say=typer.echo)
+    typer.echo(format_table(rows))
+    if json_out is not None:
+        machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+        for row in rows:
+            row["machine"] = machine
+            row["profile"], row["scale"] = profile, scale
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(rows, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this benchmark's command to the `farfeed bench` app."""
+    """Add `farfeed bench io` to the `farfeed bench` app."""
+    app.command("io")(io_bench)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from farfeed.errors import StoreError
+from farfeed.store import GatewayStore, StoreOptions, open_store
 from farfeed.store.base import Store
 
 #: Consecutive failures on one URL before the next replica is tried.
@@ -54,14 +55,10 @@ class Replicas:
 
     async def store(self, idx: int) -> Store:
         """The store of URL ``idx``, opened on first use."""
-        from farfeed.store import open_store
-
         if idx not in self._stores:
             url = self.urls[idx]
             info = self._gateway_info.get(url)
             if info is not None:  # known to be a gateway: no probe
-                from farfeed.store import GatewayStore, StoreOptions
-
                 options = StoreOptions(token=self._token, **self._options)
                 self._stores[idx] = GatewayStore(url, options=options, info=info)
             else:

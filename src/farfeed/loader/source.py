@@ -18,8 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError, StoreError, TransientError
+from farfeed.format.load import read_index
 from farfeed.loader.engine import FetchConfig
 from farfeed.loader.replicas import backoff
+from farfeed.store import open_store
 from farfeed.store.base import ByteRange
 
 T = TypeVar("T")
@@ -84,9 +86,6 @@ def open_source(config: FetchConfig, *, split: str, seq_len: int | None, tokens:
 async def _open_source(
     config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool
 ) -> Source:
-    from farfeed.format.load import read_index
-    from farfeed.store import open_store
-
     last: StoreError | None = None
     for attempt in range(config.retries + 1):
         url = config.urls[attempt % len(config.urls)]
