@@ -76,3 +76,13 @@ def test_link_for_preset_and_rtt_sweep() -> None:
         link_for("tokyo-fukuoka", [-1.0])
     with pytest.raises(ConfigError, match="'mars'"):
         link_for("mars", [])
+
+
+def test_a_real_remote_checkpoints_beside_its_dataset() -> None:
+    from farfeed.bench.train_bench import real_remote
+
+    p = real_remote("https://storage.example:8470/imagenet/", run="bench-resnet")
+    assert p.name == "remote" and p.data_url == "https://storage.example:8470/imagenet"
+    assert p.checkpoint_url == "https://storage.example:8470/checkpoints/bench-resnet-remote"
+    assert p.resolve("models/base") == "https://storage.example:8470/models/base"
+    assert real_remote("https://s:1/x", run=None).checkpoint_url is None

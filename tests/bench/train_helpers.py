@@ -18,3 +18,10 @@ def make_root(root: Path, *, images: int = 64, text_bytes: int = 256 * 1024) -> 
     pack_text(root.parent / "src-text", root / "text", tokenizer="byte", val_fraction=0.1)
     (root / "checkpoints").mkdir()
     return root
+
+
+def remote_links() -> dict[str, object]:
+    """The near (0 ms) and remote (tokyo-fukuoka, 15 ms) links of a bench."""
+    from farfeed.wan import Link
+
+    return {"near": Link(rtt=0.0), "remote": Link.from_preset("tokyo-fukuoka")}

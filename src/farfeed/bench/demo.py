@@ -11,6 +11,7 @@ results.json and the plots to the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 
 from farfeed.bench.demo_data import ensure_sample_data
 from farfeed.bench.report import console_table, write_report
-from farfeed.bench.train_bench import BenchSpec, run_bench
+from farfeed.bench.train_bench import NEAR, REMOTE, BenchSpec, run_bench
 from farfeed.bench.train_config import TrainConfig
 from farfeed.bench.train_progress import TrainProgress
+from farfeed.bench.train_sites import open_sites
 from farfeed.errors import ConfigError
 
 TITLE = "farfeed demo: the PoC's table on this machine"
@@ -39,6 +41,8 @@ class DemoSpec:
     steps: dict[str, int] = field(default_factory=lambda: {"resnet": 40, "llm": 40})
     seed: int = 0
     threads: int = 1
+    checkpoints: bool = True
+    image_size: int = 64
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -58,7 +62,11 @@ class DemoSpec:
         }
         if workload == "resnet":
             return TrainConfig(
-                workload="resnet", arch="resnet18", image_size=64, batch_size=16, **common
+                workload="resnet",
+                arch="resnet18",
+                image_size=self.image_size,
+                batch_size=16,
+                **common,
             )
         return TrainConfig(workload="llm", model_size="tiny", seq_len=128, batch_size=16, **common)
 
@@ -82,13 +90,17 @@ def run_demo(
     link = Link.from_preset(spec.link)
     out = spec.out.resolve()
     storage = out / "storage"
-    with TrainProgress(console, enabled=progress) as bars:
+    with contextlib.ExitStack() as stack:
+        bars = stack.enter_context(TrainProgress(console, enabled=progress))
         bars.log(f"storage site: {storage}")
         datasets = ensure_sample_data(
             storage, workloads=spec.workloads, images=spec.images, text_bytes=spec.text_bytes,
             seed=spec.seed, on_status=bars.log,
         )  # fmt: skip
         results = []
+        near = link.with_(rtt=0.0, jitter=0.0, loss=0.0)
+        bars.log(f"starting the gateway over {storage} and the emulated links (0 ms, {spec.link})")
+        sites = stack.enter_context(open_sites(storage, links={NEAR: near, REMOTE: link}))
         for workload in spec.workloads:
             config = spec.config(workload)
             bench = BenchSpec(
@@ -98,9 +110,12 @@ def run_demo(
                 link=link,
                 rounds=spec.rounds,
                 workdir=out / "work" / workload,
+                checkpoints=spec.checkpoints,
             )
             on_progress = bars.bar(workload, runs=spec.rounds * 3, steps=config.steps)
-            results.append(run_bench(bench, on_progress=on_progress, on_status=bars.log))
+            results.append(
+                run_bench(bench, on_progress=on_progress, on_status=bars.log, sites=sites)
+            )
     seconds = time.perf_counter() - started
     report = write_report(
         results, out, title=TITLE, command=command, extra={"demo_seconds": seconds}

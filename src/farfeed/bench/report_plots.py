@@ -82,7 +82,7 @@ def loss_figure(result: dict[str, Any]) -> Any:
             color=colour(name, list(result["steps"])),
             alpha=0.8,
         )
-    ax.set_xlabel("optimizer step")
+    ax.set_xlabel("optimizer step (one batch per rank)")
     ax.set_ylabel("training loss (cross-entropy, nats)")
     ax.set_title(f"{result['workload']}: training loss per step (same seed, same data order)")
     ax.grid(alpha=0.3)

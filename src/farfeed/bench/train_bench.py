@@ -11,6 +11,7 @@ median over rounds, and the overhead is the median of the per-round paired ratio
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class BenchSpec:
 
     ``dataset`` is a packed dataset folder; its parent folder is served as the storage
     root. ``sweep_rtts`` (seconds) add remote placements for the overhead-vs-RTT plot.
+    ``remote_url``: a real storage site's dataset URL (``https://storage:8470/imagenet``)
+    to use as "remote" instead of the emulated link; ``dataset`` is then its local copy.
     """
 
     config: TrainConfig
@@ -53,6 +56,7 @@ class BenchSpec:
     nproc: int = 1
     checkpoints: bool = True
     workdir: Path = field(default_factory=lambda: Path("bench-out"))
+    remote_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -63,10 +67,17 @@ class BenchSpec:
             raise ConfigError(f"{str(self.dataset)!r} is not a packed dataset (no dataset.json)")
         if any(r < 0 for r in self.sweep_rtts):
             raise ConfigError(f"RTTs must be >= 0 seconds, got {self.sweep_rtts!r}")
+        if self.remote_url is not None and ("://" not in self.remote_url or self.sweep_rtts):
+            raise ConfigError(
+                f"remote_url must be a URL and excludes RTT sweeps, got {self.remote_url!r} "
+                f"with sweep {self.sweep_rtts!r}"
+            )
 
     def links(self) -> dict[str, Any]:
         """Emulated links by placement name: near (0 ms), remote, and each sweep RTT."""
         near = self.link.with_(rtt=0.0, jitter=0.0, loss=0.0)
+        if self.remote_url is not None:
+            return {NEAR: near}  # remote is the real link
         links = {NEAR: near, REMOTE: self.link}
         for rtt in self.sweep_rtts:
             links.setdefault(sweep_name(rtt), self.link.with_(rtt=rtt))
@@ -87,14 +98,23 @@ def run_bench(
     *,
     on_progress: OnProgress | None = None,
     on_status: Callable[[str], None] | None = None,
+    sites: Sites | None = None,
 ) -> dict[str, Any]:
-    """Start the sites, run every placement ``rounds`` times, and return the summary dict."""
+    """Start the sites (or use running ``sites`` over the dataset's parent folder, with the
+    spec's links), run every placement ``rounds`` times, and return the summary dict."""
     status = on_status or (lambda _msg: None)
     dataset = Path(spec.dataset).resolve()
     links = spec.links()
-    names = [LOCAL, *links]
-    status(f"starting the gateway over {dataset.parent} and {len(links)} emulated links")
-    with open_sites(dataset.parent, links=links) as sites:
+    names = [LOCAL, *links] + ([REMOTE] if spec.remote_url else [])
+    with contextlib.ExitStack() as stack:
+        if sites is None:
+            status(f"starting the gateway over {dataset.parent} and {len(links)} emulated links")
+            sites = stack.enter_context(open_sites(dataset.parent, links=links))
+        elif sites.root != dataset.parent or set(sites.wans) != set(links):
+            raise ConfigError(
+                f"the running sites serve {str(sites.root)!r} with links {sorted(sites.wans)}, "
+                f"this bench needs {str(dataset.parent)!r} with {sorted(links)}"
+            )
         runs = _plan_runs(sites, dataset.name, names, spec, run=f"bench-{spec.config.workload}")
         plan = Plan(
             config=spec.config, runs=tuple(p for _, p in runs), out=spec.workdir / "runs.json"
@@ -116,9 +136,19 @@ def _plan_runs(
 ) -> list[tuple[int, Placement]]:
     runs: list[tuple[int, Placement]] = []
     for r, name in order(names, spec.rounds):
-        placement = sites.placement(name, dataset, run=run if spec.checkpoints else None)
+        if name == REMOTE and spec.remote_url is not None:
+            placement = real_remote(spec.remote_url, run=run if spec.checkpoints else None)
+        else:
+            placement = sites.placement(name, dataset, run=run if spec.checkpoints else None)
         runs.append((r, placement))
     return runs
+
+
+def real_remote(url: str, *, run: str | None) -> Placement:
+    """The "remote" placement on a real storage site: its dataset URL, checkpoints beside it."""
+    root = url.rstrip("/").rsplit("/", 1)[0]
+    ckpt = f"{root}/checkpoints/{run}-{REMOTE}" if run else None
+    return Placement(REMOTE, url.rstrip("/"), ckpt, root_url=root)
 
 
 def _median(results: list[RunResult], key: str) -> float:
@@ -178,7 +208,9 @@ def summarize(spec: BenchSpec, by_name: dict[str, list[RunResult]]) -> dict[str,
         "workload": spec.config.workload,
         "link": spec.link_name,
         "rtt_ms": spec.link.rtt * 1000,
-        "link_detail": spec.link.describe(),
+        "link_detail": (
+            f"real link to {spec.remote_url}" if spec.remote_url else spec.link.describe()
+        ),
         "rounds": spec.rounds,
         "nproc": spec.nproc,
         "config": spec.config.to_dict(),
@@ -197,7 +229,7 @@ def summarize(spec: BenchSpec, by_name: dict[str, list[RunResult]]) -> dict[str,
         {"rtt_ms": 0.0, "placement": NEAR, "seconds": out[NEAR]["seconds"], "overhead": 0.0},
         *(
             {
-                "rtt_ms": spec.links()[name].rtt * 1000,
+                "rtt_ms": (spec.link if name == REMOTE else spec.links()[name]).rtt * 1000,
                 "placement": name,
                 "seconds": out[name]["seconds"],
                 "overhead": paired_overhead(by_name[name], near),
@@ -207,12 +239,18 @@ def summarize(spec: BenchSpec, by_name: dict[str, list[RunResult]]) -> dict[str,
         ),
     ]
     out["sweep"].sort(key=lambda p: p["rtt_ms"])
-    out["steps"] = {
+    out["steps"] = {  # the median round of each placement, for the plots
         name: [[s.end, s.samples * r.world_size, s.loss, s.wait] for s in r.steps]
         for name, results in by_name.items()
-        for r in results[:1]
+        for r in [median_run(results)]
     }
     return out
+
+
+def median_run(results: list[RunResult]) -> RunResult:
+    """The round whose time is the median (the lower one of an even count)."""
+    ranked = sorted(results, key=lambda r: r.seconds)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def link_for(preset: str, rtts_ms: Sequence[float]) -> tuple[str, Any, tuple[float, ...]]:

@@ -17,8 +17,17 @@ from farfeed.bench.train_config import TrainConfig
 class CheckpointWriter:
     """Background checkpoint saves to ``url`` (rank 0 only), keeping the newest ``keep``."""
 
-    def __init__(self, url: str, *, config: TrainConfig, keep: int, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        config: TrainConfig,
+        keep: int,
+        enabled: bool = True,
+        store_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.url = url
+        self.store_options = dict(store_options or {})
         self.config = config
         self.keep = keep
         self.enabled = enabled
@@ -40,6 +49,7 @@ class CheckpointWriter:
             background=True,
             keep=self.keep,
             config={"train": self.config.to_dict(), "step": step},
+            store_options=self.store_options,
         )
         self.blocked_seconds += time.perf_counter() - started
 
@@ -50,10 +60,13 @@ class CheckpointWriter:
             self._handle = None
 
 
-def load_latest(url: str) -> dict[str, Any] | None:
+def load_latest(
+    url: str, *, store_options: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     """The newest usable checkpoint's state at ``url``, or None when the run has none yet."""
     import farfeed.checkpoint
 
-    if farfeed.checkpoint.latest(url) is None:
+    options = dict(store_options or {})
+    if farfeed.checkpoint.latest(url, store_options=options) is None:
         return None
-    return farfeed.checkpoint.load(url)
+    return farfeed.checkpoint.load(url, store_options=options)

@@ -7,7 +7,7 @@ batch also carries its samples' keys, so a test can check that ranks saw disjoin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +30,14 @@ class DatasetFacts:
     vocab_size: int
 
 
-def read_facts(url: str) -> DatasetFacts:
+def read_facts(url: str, *, store_options: Mapping[str, Any] | None = None) -> DatasetFacts:
     """Read ``dataset.json`` at ``url`` (any store URL) once, before training starts."""
     from farfeed.format.meta import DATASET_JSON, DatasetMeta
     from farfeed.loader.source import run_sync
     from farfeed.store import open_store
 
     async def fetch() -> bytes:
-        async with open_store(url) as store:
+        async with open_store(url, **dict(store_options or {})) as store:
             return await store.read(DATASET_JSON)
 
     meta = DatasetMeta.from_json(run_sync(fetch))
@@ -49,7 +49,9 @@ def read_facts(url: str) -> DatasetFacts:
     )
 
 
-def make_workload(config: TrainConfig, facts: DatasetFacts) -> Workload:
+def make_workload(
+    config: TrainConfig, facts: DatasetFacts, *, store_options: Mapping[str, Any] | None = None
+) -> Workload:
     """The workload ``config`` names, sized by what the dataset holds."""
     want = "tokens" if config.workload == "llm" else "images"
     if facts.kind != want and not (want == "images" and facts.kind == "webdataset"):
@@ -73,6 +75,7 @@ def make_workload(config: TrainConfig, facts: DatasetFacts) -> Workload:
         amp=config.amp,
         lora_base=config.lora_base,
         lora_rank=config.lora_rank,
+        store_options=dict(store_options or {}),
     )
 
 
@@ -103,6 +106,7 @@ def open_loader(
     split: str = "train",
     train: bool = True,
     workers: int | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """A `farfeed.loader.DataLoader` over ``split`` of ``url`` for this rank."""
     import farfeed
@@ -121,6 +125,7 @@ def open_loader(
         rank=world.rank,
         world_size=world.world_size,
         memory_budget=config.memory_budget or DEFAULT_MEMORY_BUDGET,
+        token=(store_options or {}).get("token"),
         **options,
     )
     num_workers = config.workers if workers is None else workers

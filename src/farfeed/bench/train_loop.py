@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -69,25 +69,34 @@ def train_placement(
     world: World,
     resume: bool = False,
     on_step: OnStep | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Train ``config`` on ``placement``'s data and measure it (see module docstring)."""
+    """Train ``config`` on ``placement``'s data and measure it (see module docstring).
+
+    ``store_options`` reach every store this run opens (e.g. ``{"token": ...}`` for a
+    gateway started with ``--tokens``).
+    """
     from farfeed.bench.train_ckpt import CheckpointWriter, load_latest
 
     device = train_dist.device_for(world, config.device)
     torch.set_num_threads(config.threads)
-    facts = read_facts(placement.data_url)
+    if device.type == "cuda":  # the GPU recipe's usual settings
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+    access = dict(store_options or {})
+    facts = read_facts(placement.data_url, store_options=access)
     if config.lora_base is not None:
         config = config.replace(lora_base=placement.resolve(config.lora_base))
-    workload = make_workload(config, facts)
+    workload = make_workload(config, facts, store_options=access)
     seed_everything(config.seed)
     model = workload.build_model(device)
     optimizer = workload.build_optimizer(model)
     scheduler = workload.build_scheduler(optimizer, steps=config.steps)
     trained = _wrap_ddp(model, world, device)
-    loader = open_loader(placement.data_url, config, workload, world)
+    loader = open_loader(placement.data_url, config, workload, world, store_options=access)
     start = 0
     if resume and placement.checkpoint_url:
-        state = load_latest(placement.checkpoint_url)
+        state = load_latest(placement.checkpoint_url, store_options=access)
         if state is not None:
             start = _restore(state, model, optimizer, scheduler, loader, world)
     if start >= config.steps:
@@ -101,6 +110,7 @@ def train_placement(
             config=config,
             keep=config.checkpoint_keep,
             enabled=world.is_main,
+            store_options=access,
         )
     records: list[StepRecord] = []
     keys: list[str] = []
@@ -138,7 +148,7 @@ def train_placement(
         )
         writer.wait()
     checkpoint_seconds = time.perf_counter() - saved
-    metric = _evaluate(placement.data_url, config, workload, model, world, device)
+    metric = _evaluate(placement.data_url, config, workload, model, world, device, access)
     extra: dict[str, Any] = {"workload": workload.describe()}
     if config.record_keys:
         extra["keys"] = train_dist.gather(world, keys)
@@ -216,12 +226,24 @@ def _evaluate(
     model: torch.nn.Module,
     world: World,
     device: torch.device,
+    store_options: Mapping[str, Any],
 ) -> Metric:
     """Held-out metric over ``eval_batches`` batches of the val split, all ranks combined."""
     loader = open_loader(
-        url, config.replace(record_keys=False), workload, world, split="val", train=False, workers=0
+        url,
+        config.replace(record_keys=False),
+        workload,
+        world,
+        split="val",
+        train=False,
+        workers=0,
+        store_options=store_options,
     )
-    metric = workload.evaluate(model, islice(iter(loader), config.eval_batches), device)
+    batches = iter(loader)
+    metric = workload.evaluate(model, islice(batches, config.eval_batches), device)
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()  # stops the fetch engine now, not at garbage collection
     parts = train_dist.gather(world, (metric.value, metric.count))
     count = sum(c for _, c in parts)
     value = sum(v * c for v, c in parts if c) / count if count else float("nan")

@@ -12,6 +12,7 @@ in the order to run them, and where rank 0 writes the results (a JSON list of
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from farfeed.bench.train_loop import Placement, train_placement
 from farfeed.errors import ConfigError, FarfeedError
 
 PROGRESS_MARK = "farfeed-progress "
+#: Bearer token for a gateway started with ``--tokens`` (the same variable `farfeed stream` reads).
+TOKEN_ENV = "FARFEED_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,21 @@ def _progress(placement: str, index: int) -> Any:
     return report
 
 
-def run_plan(plan: Plan, world: World) -> list[dict[str, Any]]:
+def run_plan(
+    plan: Plan, world: World, *, store_options: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Run every placement of the plan in order; rank 0 writes and returns the results."""
     results: list[dict[str, Any]] = []
     try:
         for index, placement in enumerate(plan.runs):
             on_step = _progress(placement.name, index) if world.is_main else None
             result = train_placement(
-                plan.config, placement, world=world, resume=plan.resume, on_step=on_step
+                plan.config,
+                placement,
+                world=world,
+                resume=plan.resume,
+                on_step=on_step,
+                store_options=store_options,
             )
             results.append(result.to_dict())
             if world.is_main:  # written after every run, so a crash keeps what was measured
@@ -108,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         plan = Plan.from_dict(json.loads(Path(args[0]).read_text()))
-        run_plan(plan, World.from_env())
+        token = os.environ.get(TOKEN_ENV)  # read once here; never stored in the plan
+        run_plan(plan, World.from_env(), store_options={"token": token} if token else None)
     except FarfeedError as exc:
         print(f"farfeed: error: {exc}", file=sys.stderr)
         return 1

@@ -42,6 +42,12 @@ def bench_train(
         "--link",
         help="Emulated link preset for 'remote' (tokyo-fukuoka: 1,000 km, 15 ms, 100 Gb/s).",
     ),
+    remote_url: str | None = typer.Option(
+        None,
+        "--remote-url",
+        help="A real storage site's dataset URL (https://storage:8470/imagenet) as 'remote' instead "
+        "of the emulated link; --data is then its local copy. Token: $FARFEED_TOKEN.",
+    ),
     rtt_ms: list[float] = typer.Option(
         [],
         "--rtt-ms",
@@ -122,10 +128,15 @@ def bench_train(
     from farfeed.bench.train_config import TrainConfig
     from farfeed.bench.train_data import read_facts
     from farfeed.bench.train_progress import TrainProgress
+    from farfeed.errors import ConfigError
 
     console = Console()
     out = out.resolve()
     link_name, remote, sweep = link_for(link, rtt_ms)
+    if remote_url is not None:
+        if data is None:
+            raise ConfigError("--remote-url needs --data: the local copy of the same dataset")
+        link_name = f"real ({remote_url})"
     gpu = device is Device.cuda
     default_batch = {"resnet": 256, "llm": 8}[workload.value] if gpu else None
     with TrainProgress(console, enabled=progress) as bars:
@@ -148,6 +159,7 @@ def bench_train(
         spec = BenchSpec(
             config=config, dataset=data, link_name=link_name, link=remote, sweep_rtts=sweep,
             rounds=rounds, nproc=nproc, checkpoints=checkpoints, workdir=out / "work" / workload.value,
+            remote_url=remote_url,
         )  # fmt: skip
         placements = 3 + len(sweep)
         on_progress = bars.bar(workload.value, runs=rounds * placements, steps=steps)

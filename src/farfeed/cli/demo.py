@@ -31,8 +31,19 @@ def demo(
     llm_steps: int = typer.Option(
         40, "--llm-steps", min=4, help="Llama optimizer steps per run (batch 16 x 128 tokens)."
     ),
+    image_size: int = typer.Option(
+        64,
+        "--image-size",
+        min=16,
+        help="ResNet-18 training crop in pixels (the JPEGs are 320x320).",
+    ),
     only: str | None = typer.Option(
         None, "--only", help="Run one workload only: resnet or llm (default: both)."
+    ),
+    checkpoints: bool = typer.Option(
+        True,
+        "--checkpoints/--no-checkpoints",
+        help="Save each run's final checkpoint to the storage site.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -55,6 +66,8 @@ def demo(
         images=images,
         workloads=(only,) if only else ("resnet", "llm"),
         steps={"resnet": resnet_steps, "llm": llm_steps},
+        checkpoints=checkpoints,
+        image_size=image_size,
     )
     run_demo(spec, console=Console(), progress=progress)
 

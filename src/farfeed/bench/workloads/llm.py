@@ -64,6 +64,7 @@ class LlamaWorkload(Workload):
         amp: bool = True,
         lora_base: str | None = None,
         lora_rank: int = 8,
+        store_options: dict[str, Any] | None = None,
     ) -> None:
         if vocab_size < 2:
             raise ConfigError(f"vocab_size must be >= 2, got {vocab_size!r}")
@@ -83,6 +84,7 @@ class LlamaWorkload(Workload):
         self.amp = amp
         self.lora_base = lora_base
         self.lora_rank = lora_rank
+        self.store_options = store_options or {}
         self.base_load_seconds: float | None = None
 
     def dataset_options(self, *, train: bool) -> dict[str, Any]:
@@ -92,14 +94,20 @@ class LlamaWorkload(Workload):
         if self.lora_base is not None:
             from farfeed.bench.workloads.lora import load_base, wrap_lora
 
-            base, seconds = load_base(self.lora_base, vocab_size=self.vocab_size)
+            base, seconds = load_base(
+                self.lora_base,
+                vocab_size=self.vocab_size,
+                device=device,
+                store_options=self.store_options,
+            )
             self.base_load_seconds = seconds
             return wrap_lora(base, rank=self.lora_rank).to(device)
         from transformers import LlamaForCausalLM
 
         config = llama_config(size=self.size, vocab_size=self.vocab_size, seq_len=self.seq_len)
-        model: torch.nn.Module = LlamaForCausalLM(config)
-        return model.to(device)
+        with torch.device(device):  # a 1B model initialises in seconds on the GPU, minutes on CPU
+            model: torch.nn.Module = LlamaForCausalLM(config)
+        return model
 
     def build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]

@@ -8,7 +8,6 @@ range reads, nothing written to local disk) and `wrap_lora` freezes it under pef
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -39,40 +38,34 @@ def publish_base(out: Path, *, size: str, vocab_size: int, seq_len: int, seed: i
     return out
 
 
-def _join(url: str, name: str) -> str:
-    return url.rstrip("/") + "/" + name
+def load_base(
+    url: str,
+    *,
+    vocab_size: int,
+    device: torch.device | str = "cpu",
+    store_options: dict[str, Any] | None = None,
+) -> tuple[torch.nn.Module, float]:
+    """Load the base model at ``url`` over the link; returns (model, seconds it took).
 
-
-async def _read_config(url: str) -> dict[str, Any]:
-    from farfeed.store import open_store
-
-    async with open_store(url) as store:
-        return dict(json.loads(await store.read(CONFIG_NAME)))
-
-
-def load_base(url: str, *, vocab_size: int) -> tuple[torch.nn.Module, float]:
-    """Load the base model at ``url`` over the link; returns (model, seconds the weights took)."""
+    The config and the weights come with `farfeed.weights` (parallel range reads straight
+    into memory on ``device``); the model is built on ``device`` first, so a 1B base
+    never makes a CPU round trip on a GPU node.
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from farfeed.weights import load_safetensors
+    from farfeed.weights import load_config, load_into
 
     started = time.perf_counter()
-    config = LlamaConfig.from_dict(asyncio.run(_read_config(url)))
+    config = LlamaConfig.from_dict(load_config(url, store_options=store_options))
     if config.vocab_size != vocab_size:
         raise ConfigError(
             f"base model at {url!r} has vocab_size={config.vocab_size!r}, "
             f"but the token corpus has vocab_size={vocab_size!r}"
         )
-    state = load_safetensors(_join(url, WEIGHTS_NAME))
-    seconds = time.perf_counter() - started
-    model = LlamaForCausalLM(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [m for m in missing if "rotary" not in m]:
-        raise ConfigError(
-            f"base weights at {url!r} do not fit the config: missing={missing!r} "
-            f"unexpected={unexpected!r}"
-        )
-    return model, seconds
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    load_into(model, url, store_options=store_options)
+    return model, time.perf_counter() - started
 
 
 def wrap_lora(model: torch.nn.Module, *, rank: int = 8) -> torch.nn.Module:
