@@ -43,23 +43,41 @@ def test_image_decode_yields_normalised_tensors_and_labels(image_dataset: Path) 
     assert [lab for _, lab in items] == [int(index.label[i]) for i in index.ids("val")]
 
 
-def test_dataloader_batches_and_state_resume_across_worker_counts(image_dataset: Path) -> None:
-    ds = Dataset(str(image_dataset), seed=1, rank=0, world_size=1)
-    full = [k for batch in DataLoader(ds, batch_size=8, num_workers=2) for k in batch["__key__"]]
+def epoch_keys(loader: DataLoader) -> list[str]:
+    return [k for batch in loader for k in batch["__key__"]]
+
+
+# (batches delivered before the save, workers before, workers after); 15 batches = the end
+MIDPOINTS = [(0, 0, 2), (1, 2, 3), (6, 2, 0), (14, 3, 2), (15, 1, 1)]
+
+
+def test_resume_from_several_midpoints_equals_the_uninterrupted_run(image_dataset: Path) -> None:
+    full = epoch_keys(DataLoader(Dataset(str(image_dataset), seed=1), batch_size=8, num_workers=2))
     assert_exactly_once(full, image_dataset)
-    for stop, workers in ((3, 0), (7, 2)):
-        ds = Dataset(str(image_dataset), seed=1)
-        loader = DataLoader(ds, batch_size=8, num_workers=workers)
+    for stop, before, after in MIDPOINTS:
+        loader = DataLoader(Dataset(str(image_dataset), seed=1), batch_size=8, num_workers=before)
         it = iter(loader)
         seen = [k for _ in range(stop) for k in next(it)["__key__"]]
         state = loader.state_dict()
         del it
         assert state["consumed"] == stop * 8
-        ds2 = Dataset(str(image_dataset), seed=1)
-        loader2 = DataLoader(ds2, batch_size=8, num_workers=3 - min(workers, 1))
-        loader2.load_state_dict(state)
-        rest = [k for batch in loader2 for k in batch["__key__"]]
-        assert seen + rest == full
+        resumed = DataLoader(Dataset(str(image_dataset), seed=1), batch_size=8, num_workers=after)
+        resumed.load_state_dict(state)
+        assert seen + epoch_keys(resumed) == full, (stop, before, after)
+
+
+def test_in_process_state_resumes_mid_epoch_and_set_epoch_starts_over(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset), seed=4, rank=1, world_size=2)
+    full = keys(ds)
+    assert len(full) == len(ds) == 60
+    it = iter(ds)
+    head = keys(next(it) for _ in range(25))
+    state = ds.state_dict()
+    other = Dataset(str(image_dataset), seed=4, rank=1, world_size=2)
+    other.load_state_dict(state)
+    assert head + keys(other) == full
+    other.set_epoch(1)
+    assert len(keys(other)) == 60
 
 
 def test_bad_options_are_refused_up_front(image_dataset: Path) -> None:
@@ -89,3 +107,15 @@ def test_stats_count_what_was_delivered(image_dataset: Path) -> None:
     assert stats["retries"] == 0 and stats["samples_per_s"] > 0
     for key in ("rtt_s", "bytes_in_flight", "stall_s", "bytes_per_s"):
         assert key in stats
+
+
+def test_progress_bar_and_loader_stats(
+    image_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = Dataset(str(image_dataset), split="val", progress=True)
+    loader = DataLoader(ds, batch_size=6, num_workers=1)
+    assert len(epoch_keys(loader)) == 24
+    stats = loader.stats()
+    assert stats["samples"] == 24 and stats["wait_s"] >= 0
+    err = capsys.readouterr().err
+    assert "4/4" in err and "samples/s" in err  # batches done of total, and the stats line

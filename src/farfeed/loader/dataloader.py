@@ -14,6 +14,7 @@ workers take whole batches in turn (the sampler's rule 5), the position is exact
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -62,11 +63,12 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         self._ds = dataset
         self._consumed = 0
         self._epoch = dataset.epoch
+        self._wait = 0.0
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         ds = self._ds
         base = ds._start
-        self._epoch, self._consumed = ds.epoch, base
+        self._epoch, self._consumed, self._wait = ds.epoch, base, 0.0
         ds._shared.reset()
         inner = super().__iter__()  # worker processes start here, with the resume point
         ds._start = 0  # used once
@@ -80,11 +82,16 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             from farfeed.loader.progress import EpochProgress
 
             remaining = ds.sampler.rank_length(ds.world.world_size, base)
-            bar = EpochProgress(
-                -(-remaining // self._ds.batch_size), ds.stats, unit="batches"
-            ).__enter__()
+            total = -(-remaining // self._ds.batch_size)
+            bar = EpochProgress(total, self.stats, unit="batches").__enter__()
         try:
-            for batch in inner:
+            while True:
+                t0 = time.monotonic()
+                try:
+                    batch = next(inner)
+                except StopIteration:
+                    return
+                self._wait += time.monotonic() - t0
                 batches += 1
                 delivered = batches * ds.batch_size
                 self._consumed = ds.sampler.consumed_after(ds.world.world_size, base, delivered)
@@ -94,6 +101,13 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
+
+    def stats(self) -> dict[str, float]:
+        """The Dataset's stats (summed over workers) plus ``wait_s``: seconds the training
+        loop waited for a batch this epoch (the stall the accelerator sees)."""
+        out = self._ds.stats()
+        out["wait_s"] = self._wait
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """Exact position: the next batch after a resume is the one this loop would get next."""
