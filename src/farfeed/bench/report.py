@@ -255,11 +255,14 @@ def write_report(
     import json
     from pathlib import Path
 
-    from farfeed.bench.report_plots import plot_all
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plots = [p.name for p in plot_all(results, out)]
+    try:
+        from farfeed.bench.report_plots import plot_all
+
+        plots = [p.name for p in plot_all(results, out)]
+    except ImportError:  # matplotlib is optional (`farfeed[bench]`); the tables still come out
+        plots = []
     machine = machine_summary()
     report = out / "report.md"
     report.write_text(

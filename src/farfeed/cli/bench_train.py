@@ -138,6 +138,11 @@ def bench_train(
             raise ConfigError("--remote-url needs --data: the local copy of the same dataset")
         link_name = f"real ({remote_url})"
     gpu = device is Device.cuda
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
     default_batch = {"resnet": 256, "llm": 8}[workload.value] if gpu else None
     with TrainProgress(console, enabled=progress) as bars:
         if data is None:
