@@ -8,6 +8,7 @@ builder, so the loader reads it like any other dataset. Random bytes cannot comp
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ SHARD_BYTES = 64 * 2**20
 
 
 def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed: int = 0) -> Path:
-    """Write a dataset of ``samples`` x ``sample_bytes`` at ``out``, or reuse the one there
-    when it holds at least as many samples of that size."""
+    """Write a dataset of ``samples`` x ``sample_bytes`` at ``out``, or reuse the one an
+    earlier run wrote there when it holds at least as many samples of that size."""
     if samples < 1 or sample_bytes < 1:
         raise ConfigError(
             f"need samples >= 1 and sample_bytes >= 1, got {samples!r}, {sample_bytes!r}"
@@ -35,7 +36,9 @@ def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed:
         same = bench.get("sample_bytes") == sample_bytes and bench.get("seed") == seed
         if same and bench.get("samples", 0) >= samples:  # enough of the same samples
             return out
-        raise ConfigError(f"{str(out)!r} holds another dataset ({bench}); remove it or pick --work")
+        if not bench:
+            raise ConfigError(f"{str(out)!r} holds a dataset this bench did not make; pick --work")
+        shutil.rmtree(out)  # a smaller synthetic set made by an earlier run: make it again
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     builder = IndexBuilder()

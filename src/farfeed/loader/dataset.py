@@ -77,7 +77,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             raise ConfigError(f"retries must be >= 0, got {retries!r}")
         if isinstance(replicas, str):
             raise ConfigError(f"replicas must be a sequence of URLs, got the string {replicas!r}")
-        from farfeed.loader.engine import FetchConfig
+        from farfeed.loader.reader import FetchConfig
         from farfeed.loader.source import open_source
 
         self.url = url

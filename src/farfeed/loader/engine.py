@@ -1,11 +1,10 @@
 """The fetch engine: an asyncio loop in a background thread of each worker process.
 
-It takes requests from the planner while bytes in flight + bytes buffered stay under
-the flow-control window, reads them (a gateway batch-get, or concurrent range GETs),
-retries with backoff and jitter, fails over to replicas, verifies every sample's
-checksum (re-fetching a corrupted one, never delivering it) and puts the result in a
-bounded reorder buffer; the consumer takes requests out in plan order. A background
-exception is re-raised in the consumer.
+It takes requests from the planner while the bytes in flight and held stay under the
+flow-control targets, reads them through a `RangeReader` (a gateway batch-get, or
+concurrent range GETs; retries, failover, re-fetch of bad samples), verifies every
+sample's checksum and puts the result in a bounded reorder buffer; the consumer takes
+requests out in plan order. A background exception is re-raised in the consumer.
 """
 
 from __future__ import annotations
@@ -13,34 +12,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from farfeed.errors import IntegrityError, StoreError, TransientError
 from farfeed.loader.flow import Window
 from farfeed.loader.planner import Planner, Request
-from farfeed.loader.replicas import Replicas, backoff
+from farfeed.loader.reader import FetchConfig, RangeReader
+from farfeed.loader.replicas import Replicas
 from farfeed.loader.stats import WorkerStats
-from farfeed.store.base import ByteRange
+
+__all__ = ["FetchConfig", "FetchEngine"]
 
 MAX_TASKS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class FetchConfig:
-    """How to reach the data: URLs (primary first, then replicas) and fetch settings.
-
-    >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"))
-    """
-
-    urls: tuple[str, ...]
-    token: str | None = None
-    store_options: dict[str, Any] = field(default_factory=dict)
-    memory_budget: int = 512 * 2**20
-    retries: int = 8
-    verify: bool = True
-    timeout: float = 60.0  # seconds with no progress on a request before it is retried
 
 
 class FetchEngine:
@@ -156,6 +139,14 @@ class FetchEngine:
         replicas = Replicas(
             cfg.urls, token=cfg.token, options=cfg.store_options, gateway_info=self._gateway_info
         )
+        reader = RangeReader(
+            replicas,
+            config=cfg,
+            window=self._window,
+            stats=self._stats,
+            check=self._check,
+            describe=self._describe,
+        )
         tasks: set[asyncio.Task[None]] = set()
 
         def done(task: asyncio.Task[None]) -> None:
@@ -176,7 +167,7 @@ class FetchEngine:
                     req = self._planner.take(self._window.request_bytes())
                     assert req is not None
                     self._inflight += req.nbytes
-                    task = loop.create_task(self._fetch(req, replicas))
+                    task = loop.create_task(self._fetch(req, reader))
                     tasks.add(task)
                     task.add_done_callback(done)
                 self._publish(target)
@@ -205,13 +196,13 @@ class FetchEngine:
         s.set("window_bytes", target)
         s.set("rtt_s", self._window.rtt)
 
-    async def _fetch(self, req: Request, replicas: Replicas) -> None:
-        blobs = await self._read(req.ranges, replicas, lambda: self._describe_request(req))
+    async def _fetch(self, req: Request, reader: RangeReader) -> None:
+        blobs = await reader.read(req.ranges, lambda: self._describe_request(req))
         samples = req.cut(blobs)
         if self._config.verify:
             for k, i in enumerate(req.ids.tolist()):
                 if not self._check(i, samples[k]):
-                    samples[k] = await self._refetch(i, req.spans[k], replicas)
+                    samples[k] = await reader.refetch(i, req.spans[k])
         with self._cond:
             self._ready[req.seq] = (req, samples)
             self._inflight -= req.nbytes
@@ -221,73 +212,6 @@ class FetchEngine:
         self._stats.add("requests")
         if req.seq == 0:
             self._stats.set("first_batch_s", time.monotonic() - self._t0)
-
-    async def _refetch(self, i: int, span: ByteRange, replicas: Replicas) -> bytes:
-        """Fetch one sample again until its checksum holds; never deliver bad bytes."""
-        for attempt in range(1, self._config.retries + 2):
-            self._stats.add("refetches")
-            await asyncio.sleep(backoff(attempt))
-            [blob] = await self._read([span], replicas, lambda: self._describe(i))
-            if self._check(i, blob):
-                return blob
-        raise IntegrityError(
-            f"{self._describe(i)} from {replicas.active_url}: checksum mismatch on "
-            f"{self._config.retries + 2} fetches in a row"
-        )
-
-    async def _read(
-        self, ranges: Sequence[ByteRange], replicas: Replicas, what: Callable[[], str]
-    ) -> list[bytes]:
-        """Read ``ranges``, keeping what arrived across retries and replicas."""
-        got: list[bytes | None] = [None] * len(ranges)
-        attempt = 0
-        while True:
-            idx = replicas.active
-            try:
-                store = await replicas.store(idx)
-                await self._read_once(store, ranges, got)
-                replicas.succeeded(idx)
-                return [b for b in got if b is not None]
-            except (TransientError, asyncio.TimeoutError) as exc:
-                attempt += 1
-                self._stats.add("retries")
-                if replicas.failed(idx):
-                    self._stats.add("failovers")
-                if attempt > self._config.retries:
-                    cause = str(exc) or type(exc).__name__
-                    named = isinstance(exc, StoreError) and exc.url is not None
-                    raise TransientError(
-                        f"{what()}: gave up after {attempt} attempts, last cause: {cause}",
-                        url=None if named else replicas.urls[idx],
-                    ) from exc
-                await asyncio.sleep(backoff(attempt))
-            except StoreError as exc:  # not found, access denied, bad request: not retried
-                raise type(exc)(f"{what()}: {exc}") from exc
-
-    async def _read_once(
-        self, store: Any, ranges: Sequence[ByteRange], got: list[bytes | None]
-    ) -> None:
-        todo = [k for k, b in enumerate(got) if b is None]
-        sent = time.monotonic()
-        agen = store.iter_many([ranges[k] for k in todo]).__aiter__()
-        try:
-            for n, k in enumerate(todo):
-                try:
-                    blob = await asyncio.wait_for(agen.__anext__(), self._config.timeout)
-                except StopAsyncIteration:
-                    raise TransientError(
-                        f"response ended after {n} of {len(todo)} ranges"
-                    ) from None
-                if n == 0:
-                    self._window.on_first_byte(time.monotonic() - sent)
-                if len(blob) != ranges[k].length:
-                    raise TransientError(
-                        f"short read: {len(blob)} of {ranges[k].length} bytes of {ranges[k].path!r}"
-                    )
-                got[k] = blob
-                self._stats.add("wire_bytes", len(blob))
-        finally:
-            await agen.aclose()
 
     def _describe_request(self, req: Request) -> str:
         head = ", ".join(self._describe(int(i)) for i in req.ids[:3])

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError, StoreError, TransientError
 from farfeed.format.load import read_index
-from farfeed.loader.engine import FetchConfig
+from farfeed.loader.reader import FetchConfig
 from farfeed.loader.replicas import backoff
 from farfeed.store import open_store
 from farfeed.store.base import ByteRange
