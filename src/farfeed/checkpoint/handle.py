@@ -55,10 +55,16 @@ class SaveHandle:
         """
         if not self._done.wait(timeout):
             raise TimeoutError(f"checkpoint step {self.step} to {self.url} still uploading after {timeout} s")
+        self._join()
         if self._error is not None:
             raise self._error
         assert self._info is not None
         return self._info
+
+    def _join(self) -> None:
+        """Let the finished thread end, so the snapshot it held is freed when this returns."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
 
     def _run(self, work: Callable[[], Awaitable[CheckpointInfo]]) -> None:
         t0 = time.perf_counter()
@@ -86,6 +92,7 @@ def wait_previous() -> None:
         prev = _inflight
     if prev is not None:
         prev._done.wait()
+        prev._join()
 
 
 def start(handle: SaveHandle, work: Callable[[], Awaitable[CheckpointInfo]], *, background: bool) -> SaveHandle:
