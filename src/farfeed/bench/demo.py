@@ -36,7 +36,7 @@ class DemoSpec:
     link: str = "tokyo-fukuoka"
     workloads: tuple[str, ...] = ("resnet", "llm")
     rounds: int = 3
-    images: int = 400
+    images: int = 800
     text_bytes: int = 2 * 2**20
     steps: dict[str, int] = field(default_factory=lambda: {"resnet": 40, "llm": 40})
     seed: int = 0

@@ -1,9 +1,9 @@
 """The demo's storage site: sample images and text, made and packed once under one root.
 
-    root = ensure_sample_data(Path("demo-out/storage"), images=400, text_bytes=2 * 2**20)
+    root = ensure_sample_data(Path("demo-out/storage"), images=800, text_bytes=2 * 2**20)
 
-Idempotent: a dataset already packed there (its dataset.json exists) is kept, so a
-second demo run starts training at once. Also publishes a small base Llama for
+Idempotent: a dataset already packed there (with the asked size) is kept, so a second
+demo run starts training at once. Also publishes a small base Llama for
 ``--lora`` runs (`farfeed.bench.workloads.lora.publish_base`).
 """
 
@@ -27,7 +27,7 @@ def ensure_images(root: Path, *, count: int, seed: int = 0, classes: int = 10) -
     from farfeed.format.sample_images import make_sample_images
 
     out = root / IMAGES
-    if (out / "dataset.json").is_file():
+    if _samples(out) == count + round(count * 0.1):
         return out
     if count < classes * 4:
         raise ConfigError(
@@ -39,6 +39,17 @@ def ensure_images(root: Path, *, count: int, seed: int = 0, classes: int = 10) -
     pack_images(src, out, shard_size="8MiB", overwrite=True)
     shutil.rmtree(src, ignore_errors=True)
     return out
+
+
+def _samples(folder: Path) -> int | None:
+    """Samples in the packed dataset at ``folder``; None when there is none (or it is broken)."""
+    from farfeed.errors import FormatError
+    from farfeed.format.meta import DATASET_JSON, DatasetMeta
+
+    try:
+        return DatasetMeta.from_json((folder / DATASET_JSON).read_bytes()).samples
+    except (OSError, FormatError):
+        return None
 
 
 def ensure_text(root: Path, *, max_bytes: int) -> Path:
@@ -71,7 +82,7 @@ def ensure_sample_data(
     root: Path,
     *,
     workloads: tuple[str, ...] = ("resnet", "llm"),
-    images: int = 400,
+    images: int = 800,
     text_bytes: int = 2 * 2**20,
     seed: int = 0,
     on_status: Callable[[str], None] | None = None,

@@ -217,6 +217,19 @@ def markdown_report(
 
 
 def _detail_table(result: dict[str, Any]) -> str:
+    load = result.get("load_average")
+    note = ""
+    if load:
+        note = (
+            f"Machine load (1-min average) {load[0]:.1f} before, {load[1]:.1f} after; "
+            f"spread of one placement's times over rounds (noise): {pct(result['noise'], signed=False)}; "
+            f"cost from stalls: {pct(result['overhead_stall'])}; "
+            f"same losses in every run: {'yes' if result.get('identical_training') else 'no'}.\n\n"
+        )
+    return note + _placements_table(result)
+
+
+def _placements_table(result: dict[str, Any]) -> str:
     names = [n for n in result if isinstance(result[n], dict) and "seconds" in result[n]]
     lines = [
         "| placement | seconds | samples/s | data stall | startup s | first loss | final loss | metric |",

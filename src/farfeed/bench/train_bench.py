@@ -12,6 +12,7 @@ median over rounds, and the overhead is the median of the per-round paired ratio
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ def run_bench(
     dataset = Path(spec.dataset).resolve()
     links = spec.links()
     names = [LOCAL, *links] + ([REMOTE] if spec.remote_url else [])
+    load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         if sites is None:
             status(f"starting the gateway over {dataset.parent} and {len(links)} emulated links")
@@ -128,7 +130,9 @@ def run_bench(
     by_name: dict[str, list[RunResult]] = {n: [] for n in names}
     for (_, placement), result in zip(runs, results, strict=True):
         by_name[placement.name].append(result)
-    return summarize(spec, by_name)
+    out = summarize(spec, by_name)
+    out["load_average"] = [load_before, os.getloadavg()[0]]  # 1-min, before and after
+    return out
 
 
 def _plan_runs(
