@@ -119,3 +119,16 @@ def test_progress_bar_and_loader_stats(
     assert stats["samples"] == 24 and stats["wait_s"] >= 0
     err = capsys.readouterr().err
     assert "4/4" in err and "samples/s" in err  # batches done of total, and the stats line
+
+
+def test_a_callable_decoder_receives_the_raw_sample(image_dataset: Path) -> None:
+    ds = Dataset(
+        str(image_dataset),
+        split="val",
+        shuffle=False,
+        decode=lambda s: (s["__key__"], s["jpg"][:2]),
+    )
+    got = list(ds)
+    index = SampleIndex.load(image_dataset)
+    assert [k for k, _ in got] == [index.key_of(int(i)) for i in index.ids("val")]
+    assert {magic for _, magic in got} == {b"\xff\xd8"}  # JPEG start-of-image

@@ -131,8 +131,10 @@ def _row(
         "batches": result["batches"],
         "first_batch_s": result["first_batch_s"],
         "peak_rss_mb": result["peak_rss_mb"],
-        "peak_uss_mb": result["peak_uss_mb"],
-        "ready_uss_mb": result["ready_uss_mb"],
+        "peak_anon_mb": result["peak_anon_mb"],
+        "ready_anon_mb": result["ready_anon_mb"],
+        # what the data path added: fetched bytes, worker heaps, batches in transit
+        "data_mb": result["peak_anon_mb"] - result["ready_anon_mb"],
         "peak_held_mb": result["peak_bytes_held_mb"],
         "loader_cores": cpu["loader"],
         "gateway_cores": cpu["gateway"],
@@ -230,7 +232,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table (also valid Markdown)."""
     head = (
         "| loader | RTT ms | demand/link | AU | AU rel. | samples/s | MB/s | link used | stall s "
-        "| 1st batch s | peak RSS MB | peak USS MB | held MB | CPU loader/gw/wan |"
+        "| 1st batch s | peak RSS MB | anon MB ready→peak | held MB | CPU loader/gw/wan |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -239,7 +241,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['loader']} | {r['rtt_ms']:g} | {r['demand']:g} | {r['au']:.3f} | {rel} "
             f"| {r['samples_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['link_utilisation']:.2f} "
             f"| {r['stall_s']:.2f} | {r['first_batch_s']:.2f} | {r['peak_rss_mb']:.0f} "
-            f"| {r['peak_uss_mb']:.0f} | {r['peak_held_mb']:.0f} "
+            f"| {r['ready_anon_mb']:.0f}→{r['peak_anon_mb']:.0f} | {r['peak_held_mb']:.0f} "
             f"| {r['loader_cores']:.2f}/{r['gateway_cores']:.2f}/{r['wan_cores']:.2f} |"
         )
     return "\n".join(lines)

@@ -1,7 +1,10 @@
 """Peak memory of a process tree (this process and its DataLoader workers), sampled from /proc.
 
-RSS summed over processes counts pages shared after fork once per process; USS splits
-them, so the sum of USS is the tree's real footprint. Linux only (the bench's platform).
+RSS summed over processes counts every page shared after fork (torch's libraries, the
+parent's heap) once per process, so it overstates. The data path's own memory is
+anonymous and shared-memory pages (heaps, fetched bytes, batches on their way to the
+training process): their proportional share (``Pss_Anon + Pss_Shmem``) sums to the tree's
+real use and does not move with unrelated processes. Linux only (the bench's platform).
 """
 
 from __future__ import annotations
@@ -28,11 +31,7 @@ def tree(pid: int) -> list[int]:
 
 
 def footprint(pid: int) -> tuple[int, int]:
-    """(RSS, USS) bytes of one process; (0, 0) when it is gone.
-
-    USS (private clean + dirty) leaves out pages shared with any other process
-    (libraries, pages inherited at fork), so it does not move with the machine's load.
-    """
+    """(RSS, proportional anonymous + shared-memory bytes) of one process; (0, 0) when gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             kb = {}
@@ -40,30 +39,30 @@ def footprint(pid: int) -> tuple[int, int]:
                 name, _, rest = line.partition(":")
                 if rest.strip().endswith("kB"):
                     kb[name] = int(rest.split()[0])
-        return kb["Rss"] * 1024, (kb["Private_Clean"] + kb["Private_Dirty"]) * 1024
+        return kb["Rss"] * 1024, (kb["Pss_Anon"] + kb["Pss_Shmem"]) * 1024
     except (OSError, KeyError, ValueError):
         return 0, 0
 
 
 class MemorySampler:
-    """Samples the tree's summed RSS and USS every ``interval`` seconds; keeps the peaks."""
+    """Samples the tree's summed RSS and anonymous memory every ``interval`` seconds; keeps the peaks."""
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
-        self.peak_rss = self.peak_uss = self.start_uss = 0
+        self.peak_rss = self.peak_anon = self.start_anon = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="farfeed-memory", daemon=True)
 
     def sample(self) -> tuple[int, int]:
-        rss = uss = 0
+        rss = anon = 0
         for pid in tree(os.getpid()):
             r, p = footprint(pid)
-            rss, uss = rss + r, uss + p
-        self.peak_rss, self.peak_uss = max(self.peak_rss, rss), max(self.peak_uss, uss)
-        return rss, uss
+            rss, anon = rss + r, anon + p
+        self.peak_rss, self.peak_anon = max(self.peak_rss, rss), max(self.peak_anon, anon)
+        return rss, anon
 
     def start(self) -> MemorySampler:
-        self.start_uss = self.sample()[1]
+        self.start_anon = self.sample()[1]
         self._thread.start()
         return self
 
@@ -76,6 +75,6 @@ class MemorySampler:
         self._thread.join()
         return {
             "peak_rss_mb": self.peak_rss / MB,
-            "peak_uss_mb": self.peak_uss / MB,
-            "start_uss_mb": self.start_uss / MB,
+            "peak_anon_mb": self.peak_anon / MB,
+            "start_anon_mb": self.start_anon / MB,
         }

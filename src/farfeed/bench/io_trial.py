@@ -126,7 +126,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     cpu = self_use.ru_utime + self_use.ru_stime + child_use.ru_utime + child_use.ru_stime
     out: dict[str, Any] = {"spec": asdict(spec), **result.as_dict()}
     out.update(peak)
-    out["ready_uss_mb"] = ready / 2**20  # before the workers start: imports, index, no data
+    out["ready_anon_mb"] = ready / 2**20  # before the workers start: imports, index, no data
     out["loader_cpu_s"] = cpu
     out["bytes_per_s"] = result.samples * spec.sample_bytes / result.wall_s
     out["samples_per_s"] = result.samples / result.wall_s
