@@ -43,6 +43,7 @@ class CheckpointBench:
     tensors: int = 32
     repeats: int = 3
     stall_repeats: int = 15
+    ceiling_seconds: float = 3.0
     root: Path | None = None
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class CheckpointBench:
                 f"need size_mb, tensors, repeats, stall_repeats >= 1; got {self.size_mb!r}, "
                 f"{self.tensors!r}, {self.repeats!r}, {self.stall_repeats!r}"
             )
+        if not self.ceiling_seconds > 0:
+            raise ConfigError(f"ceiling_seconds must be > 0, got {self.ceiling_seconds!r}")
         if not self.bandwidth_mbit > 0 or self.window_kib < 64:
             raise ConfigError(
                 f"need bandwidth_mbit > 0 and window_kib >= 64; got {self.bandwidth_mbit!r}, {self.window_kib!r}"
@@ -201,7 +204,7 @@ def run_bench(cfg: CheckpointBench, *, say: Callable[[str], None] = print) -> di
                 rtt = ms / 1000
                 say(f"rtt {ms:g} ms: emulator ceiling, path ceiling, then {cfg.repeats} x save + load")
                 plan = ckpt.Transfer(rtt=rtt, bandwidth=cfg.bandwidth, window=cfg.window)
-                emu = measure_ceiling(rtt=rtt, connections=plan.connections, seconds=3.0, window=cfg.window)
+                emu = measure_ceiling(rtt=rtt, connections=plan.connections, seconds=cfg.ceiling_seconds, window=cfg.window)
                 free = measure_path(cfg, gw.url, state, rtt=rtt, capped=False, repeats=1, run=f"free-{ms:g}", root=root)
                 capped = measure_path(cfg, gw.url, state, rtt=rtt, capped=True, repeats=cfg.repeats, run=f"cap-{ms:g}", root=root)
                 result["links"].append(

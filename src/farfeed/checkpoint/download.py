@@ -18,19 +18,19 @@ import xxhash
 from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.manifest import MANIFEST, TENSORS, Manifest
 from farfeed.checkpoint.plan import Transfer
+from farfeed.checkpoint.retry import retrying
 from farfeed.checkpoint.scan import StepListing
 from farfeed.checkpoint.scatter import Scatter
 from farfeed.checkpoint.tree import unflatten
 from farfeed.errors import CheckpointError, FormatError, NotFoundError, StoreError, TransientError
 from farfeed.store.base import Store
 
-ATTEMPTS = 3
-
 
 async def read_manifest(store: Store, listing: StepListing, *, where: str) -> Manifest:
     """The step's manifest, parsed and checked."""
+    path = f"{listing.folder}/{MANIFEST}"
     try:
-        raw = await store.read(f"{listing.folder}/{MANIFEST}")
+        raw = await retrying(lambda: store.read(path), what=f"reading {where}/{MANIFEST}")
     except NotFoundError:
         raise CheckpointError(f"checkpoint {where} has no manifest (deleted meanwhile?)") from None
     man = Manifest.from_json(raw, where=f"{where}/{MANIFEST}")
@@ -140,18 +140,15 @@ async def fetch_tensors(
 
 
 async def _read(store: Store, path: str, off: int, length: int, *, where: str) -> bytes:
-    for attempt in range(ATTEMPTS):
-        try:
-            return await store.read(path, off, length)
-        except TransientError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.1 * 2**attempt)
-        except NotFoundError:
-            raise CheckpointError(f"checkpoint {where}: tensor file vanished while loading") from None
-        except StoreError as exc:
-            raise CheckpointError(f"checkpoint {where}: reading bytes {off}..{off + length} failed: {exc}") from exc
-    raise AssertionError("unreachable")
+    """One range read, retried on transient errors; other store errors name the checkpoint."""
+    try:
+        return await retrying(lambda: store.read(path, off, length), what=f"reading {where}/{path}")
+    except NotFoundError:
+        raise CheckpointError(f"checkpoint {where}: {path} vanished while loading") from None
+    except TransientError:
+        raise
+    except StoreError as exc:
+        raise CheckpointError(f"checkpoint {where}: reading bytes {off}..{off + length} failed: {exc}") from exc
 
 
 def build_state(tensors: dict[str, torch.Tensor], man: Manifest, *, map_location: torch.device) -> Any:

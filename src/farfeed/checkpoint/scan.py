@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from farfeed.checkpoint.manifest import MANIFEST, parse_step_dir
+from farfeed.checkpoint.retry import retrying
 from farfeed.store.base import Store
 
 
@@ -25,7 +26,7 @@ class StepListing:
 async def scan_steps(store: Store) -> dict[int, StepListing]:
     """Every step directory in the run's area, by step (one `list` call)."""
     steps: dict[int, StepListing] = {}
-    for obj in await store.list("step-"):
+    for obj in await retrying(lambda: store.list("step-"), what=f"listing {store.url}"):
         folder, _, _name = obj.path.partition("/")
         step = parse_step_dir(folder)
         if step is None or not _name:

@@ -9,7 +9,7 @@ overlaps; bytes outside the data section (the header) are skipped.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,15 +20,14 @@ from farfeed.checkpoint.stlayout import TensorEntry
 class Scatter:
     """Empty tensors for ``entries`` (data section at file offset ``base``) and `put` to fill them."""
 
-    def __init__(self, entries: Iterable[TensorEntry], *, base: int, pin: bool = False) -> None:
-        self.entries = sorted(entries, key=lambda e: e.begin)
+    def __init__(self, entries: Sequence[TensorEntry], *, base: int, pin: bool = False) -> None:
         self.base = base
         self.tensors: dict[str, torch.Tensor] = {}
-        self._bytes: list[np.ndarray] = []
-        for e in self.entries:
-            t = torch.empty(e.shape, dtype=e.dtype, pin_memory=pin and e.nbytes > 0)
-            self.tensors[e.name] = t
-            self._bytes.append(t.reshape(-1).view(torch.uint8).numpy() if e.nbytes else np.empty(0, np.uint8))
+        for e in entries:
+            self.tensors[e.name] = torch.empty(e.shape, dtype=e.dtype, pin_memory=pin and e.nbytes > 0)
+        # empty tensors need no bytes, and would share a start with their neighbour
+        self.entries = sorted((e for e in entries if e.nbytes), key=lambda e: e.begin)
+        self._bytes = [self.tensors[e.name].reshape(-1).view(torch.uint8).numpy() for e in self.entries]
         self._starts = [base + e.begin for e in self.entries]
 
     def put(self, offset: int, blob: bytes | memoryview) -> None:

@@ -140,7 +140,7 @@ def parse_header(raw: bytes, *, where: str) -> Header:
     if not isinstance(meta, dict):
         raise FormatError(f"{where}: __metadata__ is not an object")
     entries = [_entry(name, spec, where=where) for name, spec in doc.items()]
-    entries.sort(key=lambda e: e.begin)
+    entries.sort(key=lambda e: (e.begin, e.end))  # an empty tensor before its same-start neighbour
     pos = 0
     for e in entries:
         if e.begin != pos:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +28,7 @@ from farfeed.checkpoint.manifest import (
     step_dir,
 )
 from farfeed.checkpoint.plan import Transfer
+from farfeed.checkpoint.retry import ATTEMPTS, retrying
 from farfeed.checkpoint.scan import scan_steps
 from farfeed.checkpoint.snapshot import Snapshot
 from farfeed.errors import CheckpointError, StoreError, TransientError
@@ -34,8 +36,6 @@ from farfeed.store.base import Store, UploadResult
 
 log = logging.getLogger("farfeed.checkpoint")
 
-#: Tries of one upload (the first and the retries) before its error is raised.
-ATTEMPTS = 4
 
 
 async def upload(
@@ -80,7 +80,7 @@ async def upload(
         config=dict(config) if config is not None else None,
     )
     raw = manifest.to_json()
-    await store.write(manifest_path, raw)
+    await retrying(lambda: store.write(manifest_path, raw), what=f"writing {url}/{manifest_path}")
     log.info("checkpoint step %d committed at %s (%d bytes)", step, url, snap.size)
     if keep is not None:
         await apply_retention(store, keep=keep, newest=step)
@@ -130,7 +130,7 @@ async def apply_retention(store: Store, *, keep: int, newest: int) -> list[int]:
     doomed += [s for s in steps.values() if not s.committed and s.step < newest]
     for s in doomed:
         for path in sorted(s.files, key=lambda p: not p.endswith(MANIFEST)):  # manifest first
-            await store.delete(path)
+            await retrying(functools.partial(store.delete, path), what=f"deleting {path}")
     if doomed:
         log.info("retention: deleted steps %s", sorted(s.step for s in doomed))
     return sorted(s.step for s in doomed)

@@ -29,6 +29,9 @@ def checkpoint_bench(
     stall_repeats: int = typer.Option(
         15, "--stall-repeats", help="Saves timed for the stall figure, each paired with a bare copy (default 15)."
     ),
+    ceiling_seconds: float = typer.Option(
+        3.0, "--ceiling-seconds", help="Seconds the emulator's own ceiling is measured per RTT (default 3)."
+    ),
     root: Path | None = typer.Option(
         None, "--root", help="Folder for the gateway's root (default: a temp folder in /dev/shm)."
     ),
@@ -51,6 +54,7 @@ def checkpoint_bench(
         tensors=tensors,
         repeats=repeats,
         stall_repeats=stall_repeats,
+        ceiling_seconds=ceiling_seconds,
         root=root,
     )
     result = run_bench(cfg, say=lambda line: typer.echo(line, err=True))
@@ -59,7 +63,7 @@ def checkpoint_bench(
         result["command"] = (
             f"farfeed bench checkpoint --rtt-ms {rtt_ms} --size-mb {size_mb} --bandwidth-mbit {bandwidth_mbit:g} "
             f"--window-kib {window_kib} --tensors {tensors} --repeats {repeats} --stall-repeats {stall_repeats} "
-            f"--json {json_out}"
+            f"--ceiling-seconds {ceiling_seconds:g} --json {json_out}"
         )
         result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
         json_out.parent.mkdir(parents=True, exist_ok=True)

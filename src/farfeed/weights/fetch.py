@@ -10,6 +10,7 @@ tensors it covers (then moved to the target device). Nothing touches disk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch
 
 from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.plan import Transfer
+from farfeed.checkpoint.retry import retrying
 from farfeed.checkpoint.scatter import Scatter
 from farfeed.errors import ConfigError, FormatError, NotFoundError
 from farfeed.store import open_store
@@ -78,7 +80,7 @@ async def shard_files(store: Store, src: Source) -> tuple[list[str], dict[str, s
 
 async def read_header(store: Store, name: str, size: int, *, where: str) -> stlayout.Header:
     """Parse one file's header: one range read, two when the header is unusually large."""
-    head = await store.read(name, 0, min(size, stlayout.HEADER_PROBE))
+    head = await retrying(lambda: store.read(name, 0, min(size, stlayout.HEADER_PROBE)), what=f"reading {where}")
     need = stlayout.header_length(head, where=where)
     if need > len(head):
         if need > size:
@@ -108,7 +110,7 @@ async def fetch_shard(
     async def one(off: int) -> None:
         length = min(part_size, end - off)
         async with gate:
-            blob = await store.read(name, off, length)
+            blob = await retrying(lambda: store.read(name, off, length), what=f"reading {where}")
         if len(blob) != length:
             raise FormatError(f"{where}: read {len(blob)} of {length} bytes at {off}")
         scatter.put(off, blob)
@@ -148,7 +150,7 @@ async def aload_safetensors(
     opts.setdefault("connections", connections)
     async with open_store(src.root, **opts) as store:
         files, weight_map = await shard_files(store, src)
-        sizes = await asyncio.gather(*(store.size(f) for f in files))
+        sizes = await asyncio.gather(*(retrying(functools.partial(store.size, f), what=f"size of {f}") for f in files))
         headers = await asyncio.gather(
             *(read_header(store, f, s, where=f"{src.root}/{f}") for f, s in zip(files, sizes, strict=True))
         )
