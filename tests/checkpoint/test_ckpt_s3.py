@@ -15,11 +15,13 @@ MiB = 1024 * 1024
 def test_save_and_load_over_s3_multipart(s3_run: Remote) -> None:
     opts = {**s3_run.store_options, "multipart_threshold": 5 * MiB}
     plan = ckpt.Transfer(min_part=5 * MiB, max_part=5 * MiB)
-    state = tiny_state(3, big=4 * MiB)  # 16 MiB of float32: four 5 MiB parts, multipart
+    state = tiny_state(3, big=2 * MiB)  # 8 MiB of float32: two 5 MiB parts, multipart
     ckpt.save({"x": tiny_state(0)["model"]}, s3_run.url, step=1, store_options=opts).wait(timeout=120)
-    info = ckpt.save(state, s3_run.url, step=2, keep=1, store_options=opts, transfer=plan).wait(timeout=120)
-    assert info.bytes > 16 * MiB
-    assert (s3_run.folder / "step-000000000002" / "tensors.safetensors").stat().st_size > 16 * MiB
+    handle = ckpt.save(state, s3_run.url, step=2, keep=1, store_options=opts, transfer=plan)
+    info = handle.wait(timeout=120)
+    assert handle.sent is not None and handle.sent.parts >= 2  # a multipart upload, not one PUT
+    assert info.bytes > 8 * MiB
+    assert (s3_run.folder / "step-000000000002" / "tensors.safetensors").stat().st_size > 8 * MiB
     assert [i.step for i in ckpt.list_checkpoints(s3_run.url, store_options=opts)] == [2]
     assert_same(state, ckpt.load(s3_run.url, store_options=opts, transfer=plan))
 

@@ -79,7 +79,7 @@ def save(
     opener = _opener(url, store_options, plan, part_size=max(plan.part_size(snap.size), 5 * 1024 * 1024))
 
     def sent(result: UploadResult) -> None:
-        h.resumed_parts = result.parts_skipped
+        h.sent = result
 
     async def work() -> CheckpointInfo:
         async with opener() as store:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from farfeed.checkpoint.manifest import CheckpointInfo
+from farfeed.store.base import UploadResult
 
 log = logging.getLogger("farfeed.checkpoint")
 
@@ -37,12 +38,17 @@ class SaveHandle:
         self.nbytes = nbytes
         self.snapshot_seconds = snapshot_seconds
         self.upload_seconds: float | None = None
-        #: Parts a retried upload did not have to send again (the gateway kept them).
-        self.resumed_parts = 0
+        #: The store's report on the tensor file (size, xxh64, parts, parts not resent), once sent.
+        self.sent: UploadResult | None = None
         self._done = threading.Event()
         self._info: CheckpointInfo | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def resumed_parts(self) -> int:
+        """Parts a retried upload did not have to send again (the gateway kept them)."""
+        return 0 if self.sent is None else self.sent.parts_skipped
 
     def done(self) -> bool:
         """True once the upload has committed or failed."""
