@@ -11,6 +11,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed.checkpoint as dcp
 from ckpt_helpers import assert_same, tiny_state
@@ -61,6 +62,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # two fresh torch processes: ~10-20 s on the 2-core box
 def test_dcp_two_gloo_ranks_sharded_dtensor(gateway: Remote, tmp_path: Path) -> None:
     script = tmp_path / "rank.py"
     script.write_text(RANK)
