@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,3 +59,16 @@ def test_gateway_killed_and_restarted_mid_epoch_still_delivers_each_sample_once(
         assert ds.stats()["retries"] > 0  # the outage was felt, and recovered from
     assert len(seen) == 300
     assert Counter(seen) == Counter(f"{k:08d}" for k in range(300))
+
+
+def test_bytes_held_never_pass_the_memory_budget(big_root: Path) -> None:
+    with serve_in_thread(big_root) as url:
+        ds = Dataset(f"{url}/blobs", seed=4, memory_budget=1 << 20)  # 64 samples' worth
+        slow = 0
+        for _ in ds:
+            slow += 1
+            if slow % 50 == 0:  # let the fetcher run ahead as far as it may
+                time.sleep(0.05)
+        stats = ds.stats()
+    assert stats["samples"] == 300
+    assert 0 < stats["peak_bytes_held"] <= 1 << 20

@@ -89,6 +89,8 @@ def test_bad_options_are_refused_up_front(image_dataset: Path) -> None:
         Dataset(str(image_dataset), decode="tokens", seq_len=8)
     with pytest.raises(ConfigError, match="'nope'"):
         Dataset(str(image_dataset), split="nope")
+    with pytest.raises(ConfigError, match="conections"):
+        Dataset(str(image_dataset), store_options={"conections": 8})
     ds = Dataset(str(image_dataset))
     with pytest.raises(ConfigError, match="persistent_workers"):
         DataLoader(ds, batch_size=4, num_workers=1, persistent_workers=True)

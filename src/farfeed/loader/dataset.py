@@ -12,7 +12,12 @@ from typing import Any
 from torch.utils.data import IterableDataset
 
 from farfeed.errors import ConfigError
+from farfeed.loader.decode import image_transform
+from farfeed.loader.pipeline import Pipeline, in_main_process
+from farfeed.loader.reader import FetchConfig
 from farfeed.loader.sampler import UNEVEN_RULES, Sampler, worker_stream
+from farfeed.loader.source import open_source
+from farfeed.loader.stats import SharedStats
 from farfeed.loader.world import World
 
 DECODERS = ("raw", "image", "tokens")
@@ -77,9 +82,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             raise ConfigError(f"retries must be >= 0, got {retries!r}")
         if isinstance(replicas, str):
             raise ConfigError(f"replicas must be a sequence of URLs, got the string {replicas!r}")
-        from farfeed.loader.reader import FetchConfig
-        from farfeed.loader.source import open_source
-
+        _check_store_options(store_options)
         self.url = url
         self.split = split
         self.decode = decode
@@ -107,11 +110,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._consumed = 0  # global position reached by an in-process iteration
         self._loader_owned = False  # a farfeed.loader.DataLoader shows progress instead
         if decode == "image":  # import before fork: workers then start decoding at once
-            from farfeed.loader.decode import image_transform
-
             image_transform(image_size, train=train)
-        from farfeed.loader.stats import SharedStats
-
         self._shared = SharedStats()
 
     # -- epochs and length -------------------------------------------------------------
@@ -132,8 +131,6 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:
         """This worker's share of the epoch from the resume point, fetched ahead, in order."""
-        from farfeed.loader.pipeline import Pipeline
-
         self.world.check_distributed()
         world = self.world.with_worker()
         start = self._start
@@ -141,7 +138,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         rank_ids = self.sampler.rank_stream(self.epoch, world, consumed=start)
         ids = worker_stream(rank_ids, world, batch_size=self.batch_size)  # the explicit split
         pipeline = Pipeline(self, ids, world=world)
-        in_process = world.num_workers == 1 and _in_main_process()
+        in_process = world.num_workers == 1 and in_main_process()
         self._consumed = start
         return self._track(pipeline, start) if in_process else iter(pipeline)
 
@@ -214,11 +211,14 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         summed over this rank's DataLoader workers (live while iterating)."""
         return self._shared.summary()
 
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
+def _check_store_options(options: Mapping[str, Any] | None) -> None:
+    """Refuse store options `open_store` does not take (instead of a TypeError in a worker)."""
+    import inspect
 
-def _in_main_process() -> bool:
-    from torch.utils.data import get_worker_info
+    from farfeed.store import open_store
 
-    return get_worker_info() is None
+    known = set(inspect.signature(open_store).parameters) - {"url", "token"}
+    unknown = sorted(set(options or {}) - known)
+    if unknown:
+        raise ConfigError(f"unknown store_options {unknown}; known: {sorted(known)}")

@@ -164,7 +164,11 @@ class FetchEngine:
                     and self._inflight < self._window.inflight
                     and self._inflight + self._buffered < target
                 ):
-                    req = self._planner.take(self._window.request_bytes())
+                    held = self._inflight + self._buffered
+                    room = self._window.budget - held  # the hard cap: never past the budget
+                    if held and room < self._planner.next_bytes():
+                        break
+                    req = self._planner.take(max(1, min(self._window.request_bytes(), room)))
                     assert req is not None
                     self._inflight += req.nbytes
                     task = loop.create_task(self._fetch(req, reader))

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 WORKER_SWITCH_INTERVAL = 0.0005
 
 
-def _in_main_process() -> bool:
+def in_main_process() -> bool:
+    """True outside DataLoader worker processes."""
     from torch.utils.data import get_worker_info
 
     return get_worker_info() is None
@@ -65,7 +66,7 @@ class Pipeline:
         source: Source = ds.source
         stats = ds._shared.worker(world.worker)
         stats.start()
-        if not _in_main_process():
+        if not in_main_process():
             # This process only serves the DataLoader. Its fetch thread holds the GIL in
             # short slices; hand it over sooner, so the worker answers the training
             # process (batch hand-off, tensor file descriptors) without a 5 ms wait each.

@@ -124,6 +124,10 @@ class Planner:
         """True once every position was planned."""
         return self._pos >= len(self._ids)
 
+    def next_bytes(self) -> int:
+        """Bytes of the next sample to plan (0 when done)."""
+        return 0 if self.done else self._span(int(self._ids[self._pos])).length
+
     def take(self, max_bytes: int, *, max_items: int | None = None) -> Request | None:
         """The next request: at least one sample, then samples while under ``max_bytes``."""
         if self.done:
