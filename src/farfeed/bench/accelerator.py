@@ -66,6 +66,8 @@ class AcceleratorResult:
     stall_s: float  # time spent waiting for the loader in the measured batches
     first_batch_s: float  # t0 -> first batch in hand
     au: float  # compute_s / wall_s
+    samples_per_s: float  # delivery rate: samples received after the first measured batch,
+    # over the time from its arrival to the last one's (no batch counted before its interval)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +94,8 @@ def emulate(
     start = 0.0
     stall = compute = 0.0
     samples = 0
+    first_size = 0
+    last_got = 0.0
     done = 0
     deadline = time.monotonic()
     for k in range(count):
@@ -108,8 +112,11 @@ def emulate(
         elif k > warmup:
             stall += got - before
         if k >= warmup:
-            samples += size_of(batch) if size_of else profile.batch_size
+            size = size_of(batch) if size_of else profile.batch_size
+            first_size = size if k == warmup else first_size
+            samples += size
             compute += profile.compute_s
+            last_got = got
         deadline = got + profile.compute_s
         time.sleep(max(0.0, deadline - time.monotonic()))
         done += 1
@@ -121,6 +128,6 @@ def emulate(
             f"the loader ran out after {done} batches; need more than warmup={warmup}"
         )
     wall = max(1e-9, deadline - start)
-    return AcceleratorResult(
-        done, samples, compute, wall, stall, first_batch, min(1.0, compute / wall)
-    )
+    au = min(1.0, compute / wall)
+    rate = (samples - first_size) / (last_got - start) if last_got > start else 0.0
+    return AcceleratorResult(done, samples, compute, wall, stall, first_batch, au, rate)

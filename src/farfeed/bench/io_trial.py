@@ -128,8 +128,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     out.update(peak)
     out["ready_anon_mb"] = ready / 2**20  # before the workers start: imports, index, no data
     out["loader_cpu_s"] = cpu
-    out["bytes_per_s"] = result.samples * spec.sample_bytes / result.wall_s
-    out["samples_per_s"] = result.samples / result.wall_s
+    out["bytes_per_s"] = result.samples_per_s * spec.sample_bytes
     out["retries"] = stats.get("retries", 0.0)
     out["rtt_estimate_ms"] = stats.get("rtt_s", 0.0) * 1e3
     out["peak_bytes_held_mb"] = stats.get("peak_bytes_held", 0.0) / 2**20
