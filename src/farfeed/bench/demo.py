@@ -38,11 +38,12 @@ class DemoSpec:
     rounds: int = 3
     images: int = 800
     text_bytes: int = 2 * 2**20
-    steps: dict[str, int] = field(default_factory=lambda: {"resnet": 40, "llm": 40})
+    steps: dict[str, int] = field(default_factory=lambda: {"resnet": 40, "llm": 80})
     seed: int = 0
     threads: int = 1
     checkpoints: bool = True
     image_size: int = 64
+    schedule: str = "auto"
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -111,6 +112,7 @@ def run_demo(
                 rounds=spec.rounds,
                 workdir=out / "work" / workload,
                 checkpoints=spec.checkpoints,
+                schedule=spec.schedule,
             )
             on_progress = bars.bar(workload, runs=spec.rounds * 3, steps=config.steps)
             results.append(

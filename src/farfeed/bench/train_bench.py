@@ -4,16 +4,19 @@
                                  link_name="tokyo-fukuoka", link=Link.from_preset("tokyo-fukuoka")))
     result["overhead"]    # remote / near - 1: the cost of the distance
 
-Rounds rotate the placement order (local near remote, near remote local, ...) so a
-noisy neighbour or a warming cache does not favour one placement; each figure is the
-median over rounds, and the overhead is the median of the per-round paired ratios.
+Two schedules. **lockstep** (the default for one CPU rank): the placements of a round
+train in one process, one step of each in turn, each with its own model and its own
+loader streaming in the background at its own pace; a neighbour's CPU load on a shared
+machine then hits all of them alike and cancels in the ratios. **sequential** (GPUs,
+torchrun): the placements run one after another, rotating the order each round (local
+near remote, near remote local, ...) so drift does not favour one. Each figure is the median over rounds; the overhead is the
+median of the per-round paired ratios.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,11 @@ from farfeed.bench.train_launch import OnProgress, launch
 from farfeed.bench.train_loop import Placement
 from farfeed.bench.train_result import RunResult
 from farfeed.bench.train_sites import LOCAL, Sites, open_sites
+from farfeed.bench.train_summary import NEAR, REMOTE, summarize
 from farfeed.bench.train_worker import Plan
 from farfeed.errors import ConfigError
 
-NEAR = "near"
-REMOTE = "remote"
-#: Summary fields every placement carries in the JSON.
-FIELDS = ("seconds", "samples_per_s", "stall_fraction", "final_metric")
+SCHEDULES = ("auto", "sequential", "lockstep")
 
 
 def sweep_name(rtt: float) -> str:
@@ -58,6 +59,10 @@ class BenchSpec:
     checkpoints: bool = True
     workdir: Path = field(default_factory=lambda: Path("bench-out"))
     remote_url: str | None = None
+    #: "sequential" (rounds of local, near, remote one after another), "lockstep" (the
+    #: placements of a round step by step in turn in one process: a neighbour's load hits
+    #: all alike), or "auto": lockstep for one CPU rank, sequential otherwise.
+    schedule: str = "auto"
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -68,11 +73,22 @@ class BenchSpec:
             raise ConfigError(f"{str(self.dataset)!r} is not a packed dataset (no dataset.json)")
         if any(r < 0 for r in self.sweep_rtts):
             raise ConfigError(f"RTTs must be >= 0 seconds, got {self.sweep_rtts!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "lockstep" and self.nproc > 1:
+            raise ConfigError(f"the lockstep schedule runs one rank, got nproc={self.nproc!r}")
         if self.remote_url is not None and ("://" not in self.remote_url or self.sweep_rtts):
             raise ConfigError(
                 f"remote_url must be a URL and excludes RTT sweeps, got {self.remote_url!r} "
                 f"with sweep {self.sweep_rtts!r}"
             )
+
+    @property
+    def resolved_schedule(self) -> str:
+        """The schedule "auto" stands for here."""
+        if self.schedule != "auto":
+            return self.schedule
+        return "lockstep" if self.nproc == 1 and self.config.device == "cpu" else "sequential"
 
     def links(self) -> dict[str, Any]:
         """Emulated links by placement name: near (0 ms), remote, and each sweep RTT."""
@@ -118,21 +134,38 @@ def run_bench(
                 f"this bench needs {str(dataset.parent)!r} with {sorted(links)}"
             )
         runs = _plan_runs(sites, dataset.name, names, spec, run=f"bench-{spec.config.workload}")
-        plan = Plan(
-            config=spec.config, runs=tuple(p for _, p in runs), out=spec.workdir / "runs.json"
-        )
+        schedule = spec.resolved_schedule
         status(
-            f"training {spec.config.workload}: {len(runs)} runs ({spec.rounds} rounds x {len(names)} placements)"
+            f"training {spec.config.workload}: {spec.rounds} rounds x {len(names)} placements, "
+            f"{schedule}"
         )
-        results = launch(plan, workdir=spec.workdir, nproc=spec.nproc, on_progress=on_progress)
+        by_name = _run_worker(spec, runs, names, on_progress)
+    out = summarize(spec, by_name)
+    out["load_average"] = [load_before, os.getloadavg()[0]]  # 1-min, before and after
+    return out
+
+
+def _run_worker(
+    spec: BenchSpec,
+    runs: list[tuple[int, Placement]],
+    names: list[str],
+    on_progress: OnProgress | None,
+) -> dict[str, list[RunResult]]:
+    """One worker (or torchrun) runs every (round, placement): in turn, or a round in lockstep."""
+    lockstep = len(names) if spec.resolved_schedule == "lockstep" else 0
+    plan = Plan(
+        config=spec.config,
+        runs=tuple(p for _, p in runs),
+        out=spec.workdir / "runs.json",
+        lockstep=lockstep,
+    )
+    results = launch(plan, workdir=spec.workdir, nproc=spec.nproc, on_progress=on_progress)
     if len(results) != len(runs):
         raise ConfigError(f"the worker returned {len(results)} results for {len(runs)} runs")
     by_name: dict[str, list[RunResult]] = {n: [] for n in names}
     for (_, placement), result in zip(runs, results, strict=True):
         by_name[placement.name].append(result)
-    out = summarize(spec, by_name)
-    out["load_average"] = [load_before, os.getloadavg()[0]]  # 1-min, before and after
-    return out
+    return by_name
 
 
 def _plan_runs(
@@ -153,108 +186,6 @@ def real_remote(url: str, *, run: str | None) -> Placement:
     root = url.rstrip("/").rsplit("/", 1)[0]
     ckpt = f"{root}/checkpoints/{run}-{REMOTE}" if run else None
     return Placement(REMOTE, url.rstrip("/"), ckpt, root_url=root)
-
-
-def _median(results: list[RunResult], key: str) -> float:
-    return statistics.median(float(r.summary()[key]) for r in results)
-
-
-def placement_summary(results: list[RunResult]) -> dict[str, Any]:
-    """Medians over rounds of one placement's figures, plus every round's raw summary."""
-    out: dict[str, Any] = {
-        k: _median(results, k)
-        for k in (*FIELDS, "first_loss", "final_loss", "startup_seconds", "checkpoint_seconds")
-    }
-    first = results[0].summary()
-    out.update(metric_name=first["metric_name"], chance=first["chance"], samples=first["samples"])
-    out["rounds"] = [r.summary() for r in results]
-    return out
-
-
-def paired_overhead(slow: list[RunResult], base: list[RunResult]) -> float:
-    """Median over rounds of slow/base - 1 (paired by round: neighbours in time)."""
-    ratios = [s.seconds / b.seconds - 1 for s, b in zip(slow, base, strict=True) if b.seconds > 0]
-    return statistics.median(ratios) if ratios else float("nan")
-
-
-def identical_training(by_name: dict[str, list[RunResult]]) -> bool:
-    """True when every run saw the same losses and metric: the same bytes arrived everywhere."""
-    runs = [r for results in by_name.values() for r in results]
-    first = runs[0]
-    return all(
-        [s.loss for s in r.steps] == [s.loss for s in first.steps]
-        and r.final_metric == first.final_metric
-        for r in runs[1:]
-    )
-
-
-def stall_overhead(slow: list[RunResult], base: list[RunResult]) -> float:
-    """Median over rounds of (extra time waiting for data) / base time: the distance's cost
-    seen only where it acts, so a neighbour's CPU load on the compute barely moves it."""
-    ratios = [
-        (s.stall_seconds - b.stall_seconds) / b.seconds
-        for s, b in zip(slow, base, strict=True)
-        if b.seconds > 0
-    ]
-    return statistics.median(ratios) if ratios else float("nan")
-
-
-def spread(results: list[RunResult]) -> float:
-    """max/min - 1 of one placement's times over rounds: the machine's noise in this bench."""
-    times = [r.seconds for r in results if r.seconds > 0]
-    return max(times) / min(times) - 1 if times else float("nan")
-
-
-def summarize(spec: BenchSpec, by_name: dict[str, list[RunResult]]) -> dict[str, Any]:
-    """The JSON of one bench: per placement figures, overheads, the sweep and the raw steps."""
-    near, remote, local = by_name[NEAR], by_name[REMOTE], by_name[LOCAL]
-    out: dict[str, Any] = {
-        "workload": spec.config.workload,
-        "link": spec.link_name,
-        "rtt_ms": spec.link.rtt * 1000,
-        "link_detail": (
-            f"real link to {spec.remote_url}" if spec.remote_url else spec.link.describe()
-        ),
-        "rounds": spec.rounds,
-        "nproc": spec.nproc,
-        "config": spec.config.to_dict(),
-        "batch_size": spec.config.per_rank_batch,
-        "workload_detail": local[0].extra.get("workload", {}),
-    }
-    for name, results in by_name.items():
-        out[name] = placement_summary(results)
-    out["identical_training"] = identical_training(by_name)
-    out["overhead"] = paired_overhead(remote, near)
-    out["overhead_stall"] = stall_overhead(remote, near)
-    out["noise"] = max(spread(results) for results in by_name.values())
-    out["overhead_vs_local"] = paired_overhead(remote, local)
-    out["near_vs_local"] = paired_overhead(near, local)
-    out["sweep"] = [
-        {"rtt_ms": 0.0, "placement": NEAR, "seconds": out[NEAR]["seconds"], "overhead": 0.0},
-        *(
-            {
-                "rtt_ms": (spec.link if name == REMOTE else spec.links()[name]).rtt * 1000,
-                "placement": name,
-                "seconds": out[name]["seconds"],
-                "overhead": paired_overhead(by_name[name], near),
-            }
-            for name in by_name
-            if name not in (LOCAL, NEAR)
-        ),
-    ]
-    out["sweep"].sort(key=lambda p: p["rtt_ms"])
-    out["steps"] = {  # the median round of each placement, for the plots
-        name: [[s.end, s.samples * r.world_size, s.loss, s.wait] for s in r.steps]
-        for name, results in by_name.items()
-        for r in [median_run(results)]
-    }
-    return out
-
-
-def median_run(results: list[RunResult]) -> RunResult:
-    """The round whose time is the median (the lower one of an even count)."""
-    ranked = sorted(results, key=lambda r: r.seconds)
-    return ranked[(len(ranked) - 1) // 2]
 
 
 def link_for(preset: str, rtts_ms: Sequence[float]) -> tuple[str, Any, tuple[float, ...]]:

@@ -11,9 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from farfeed.bench.train_result import RunResult
 from farfeed.bench.train_worker import PROGRESS_MARK, Plan
@@ -47,42 +48,65 @@ def worker_env(*, threads: int) -> dict[str, str]:
     return env
 
 
-def launch(
-    plan: Plan, *, workdir: Path, nproc: int = 1, on_progress: OnProgress | None = None
-) -> list[RunResult]:
-    """Run ``plan`` to the end; returns rank 0's results. A failed rank raises with its log tail."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    plan_path = plan.write(workdir / "plan.json")
-    log_path = workdir / "worker.log"
-    command = worker_command(plan_path, nproc=nproc)
-    with log_path.open("w") as log:
-        log.write(" ".join(command) + "\n")
-        log.flush()
-        proc = subprocess.Popen(
+class _Worker:
+    """One running worker: its process, its log, and a thread pumping its output."""
+
+    def __init__(self, plan: Plan, *, workdir: Path, name: str, nproc: int, on_progress: OnProgress | None) -> None:  # fmt: skip
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.plan = plan
+        self.log_path = workdir / f"{name}.log"
+        command = worker_command(plan.write(workdir / f"{name}.json"), nproc=nproc)
+        self._log: IO[str] = self.log_path.open("w")
+        self._log.write(" ".join(command) + "\n")
+        self._log.flush()
+        self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=worker_env(threads=plan.config.threads),
         )
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                at = line.find(PROGRESS_MARK)
-                if at >= 0 and on_progress is not None:
-                    on_progress(json.loads(line[at + len(PROGRESS_MARK) :]))
-                elif at < 0:
-                    log.write(line)
-            code = proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    if code != 0:
-        tail = log_path.read_text().strip().splitlines()[-15:]
-        raise FarfeedError(
-            f"training worker exited with status {code}; see {log_path}:\n" + "\n".join(tail)
-        )
-    if not plan.out.is_file():
-        raise FarfeedError(f"training worker wrote no results to {plan.out}")
-    return [RunResult.from_dict(r) for r in json.loads(plan.out.read_text())]
+        self._pump = threading.Thread(target=self._read, args=(on_progress,), daemon=True)
+        self._pump.start()
+
+    def _read(self, on_progress: OnProgress | None) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            at = line.find(PROGRESS_MARK)
+            if at < 0:
+                self._log.write(line)
+            elif on_progress is not None:
+                on_progress(json.loads(line[at + len(PROGRESS_MARK) :]))
+
+    def wait(self) -> int:
+        code = self.proc.wait()
+        self._pump.join()
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    def results(self, code: int) -> list[RunResult]:
+        if code != 0:
+            tail = self.log_path.read_text().strip().splitlines()[-15:]
+            raise FarfeedError(
+                f"training worker exited with status {code}; see {self.log_path}:\n"
+                + "\n".join(tail)
+            )
+        if not self.plan.out.is_file():
+            raise FarfeedError(f"training worker wrote no results to {self.plan.out}")
+        return [RunResult.from_dict(r) for r in json.loads(self.plan.out.read_text())]
+
+
+def launch(
+    plan: Plan, *, workdir: Path, nproc: int = 1, on_progress: OnProgress | None = None
+) -> list[RunResult]:
+    """Run ``plan`` to the end; returns rank 0's results. A failed rank raises with its log tail."""
+    worker = _Worker(plan, workdir=workdir, name="worker", nproc=nproc, on_progress=on_progress)
+    try:
+        code = worker.wait()
+    finally:
+        worker.kill()
+    return worker.results(code)

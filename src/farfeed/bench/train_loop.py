@@ -1,9 +1,16 @@
 """The training loop every placement runs: same seed, same steps, only the data URL differs.
 
     result = train_placement(config, Placement("remote", url, ckpt_url), world=World())
+    results = train_lockstep(config, [local, near, remote], world=World())
 
-Per step it records the time spent waiting for the next batch (the data stall) and the
-time computing; the first ``warmup_steps`` are trained but left out of the timed window.
+A `Lane` is one placement's job: model, optimizer, loader, checkpoints, and its own
+clock. Per step it records the time spent waiting for the next batch (the data stall)
+and the time computing; the first ``warmup_steps`` are trained but left out of the
+timed window. `train_placement` runs one lane to the end. `train_lockstep` runs several
+in one process, one step each in turn (rotating who goes first): every lane's loader
+streams in the background at its own pace, the compute of all lanes shares one thread,
+so a neighbour's load on a shared machine hits every placement alike. Each lane's clock
+counts only its own steps (wait + compute + checkpoint hand-off).
 Checkpoints (model, optimizer, every rank's loader position, config) go to the storage
 site through `farfeed.checkpoint`, and ``resume=True`` continues from the latest one.
 """
@@ -12,9 +19,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -25,13 +31,11 @@ from farfeed.bench.train_config import TrainConfig
 from farfeed.bench.train_data import epochs, make_workload, open_loader, read_facts, split_keys
 from farfeed.bench.train_dist import World
 from farfeed.bench.train_result import RunResult, StepRecord
-from farfeed.bench.workloads import Metric, Workload
+from farfeed.bench.train_state import checkpoint_state, evaluate, live_state, merge_ranks, restore
 from farfeed.errors import ConfigError
 
 #: Called after every step with (step, steps, loss) for progress bars.
 OnStep = Callable[[int, int, float], None]
-
-PLACEMENTS = ("local", "near", "remote")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,141 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class Lane:
+    """One placement's training job, stepped from outside (see module docstring)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        placement: Placement,
+        *,
+        world: World,
+        resume: bool = False,
+        store_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        from farfeed.bench.train_ckpt import CheckpointWriter, load_latest
+
+        self.placement, self.world = placement, world
+        self.device = device = train_dist.device_for(world, config.device)
+        torch.set_num_threads(config.threads)
+        if device.type == "cuda":  # the GPU recipe's usual settings
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+        self.access = access = dict(store_options or {})
+        facts = read_facts(placement.data_url, store_options=access)
+        if config.lora_base is not None:
+            config = config.replace(lora_base=placement.resolve(config.lora_base))
+        self.config = config
+        self.workload = workload = make_workload(config, facts, store_options=access)
+        seed_everything(config.seed)
+        self.model = workload.build_model(device)
+        self.optimizer = workload.build_optimizer(self.model)
+        self.scheduler = workload.build_scheduler(self.optimizer, steps=config.steps)
+        self.trained = _wrap_ddp(self.model, world, device)
+        self.loader = open_loader(placement.data_url, config, workload, world, store_options=access)
+        self.start = 0
+        if resume and placement.checkpoint_url:
+            state = load_latest(placement.checkpoint_url, store_options=access)
+            if state is not None:
+                self.start = restore(
+                    state, self.model, self.optimizer, self.scheduler, self.loader, world
+                )
+        if self.start >= config.steps:
+            raise ConfigError(
+                f"the latest checkpoint is at step {self.start}, not before steps={config.steps!r}"
+            )
+        self.writer = None
+        if placement.checkpoint_url:
+            self.writer = CheckpointWriter(
+                placement.checkpoint_url, config=config, keep=config.checkpoint_keep,
+                enabled=world.is_main, store_options=access,
+            )  # fmt: skip
+        self.model.train()
+        self.batches = epochs(self.loader)
+        self.rng = torch.random.get_rng_state()  # this lane's own random stream
+        self.clock = 0.0
+        self.records: list[StepRecord] = []
+        self.keys: list[str] = []
+
+    @property
+    def steps(self) -> range:
+        """The step indices this lane still has to train."""
+        return range(self.start + len(self.records), self.config.steps)
+
+    def step(self) -> StepRecord:
+        """Train one step; its times are added to this lane's clock."""
+        index = self.steps[0]
+        torch.random.set_rng_state(self.rng)
+        asked = time.perf_counter()
+        raw, keys = split_keys(next(self.batches))
+        got = time.perf_counter()
+        batch = self.workload.prepare_batch(raw, self.device)
+        loss = self.workload.loss(self.trained, batch, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        value = float(loss.detach())  # waits for the device: the step is really done
+        done = time.perf_counter()
+        every = self.config.checkpoint_every
+        if (
+            self.writer is not None
+            and every
+            and (index + 1) % every == 0
+            and index + 1 < self.config.steps
+        ):
+            local = live_state(self.model, self.optimizer, self.scheduler, self.loader)
+            self.writer.save(checkpoint_state(local, self.world, index + 1), step=index + 1)
+        self.clock += time.perf_counter() - asked
+        self.rng = torch.random.get_rng_state()
+        samples = self.workload.batch_size_of(batch)
+        record = StepRecord(index, self.clock, got - asked, done - got, samples, value)
+        self.records.append(record)
+        self.keys.extend(keys)
+        return record
+
+    def finish(self) -> RunResult:
+        """Stop the loader, save the final checkpoint, score the held-out split."""
+        self.batches.close()  # shuts the DataLoader workers down
+        saved = time.perf_counter()
+        if self.writer is not None:
+            local = live_state(self.model, self.optimizer, self.scheduler, self.loader)
+            self.writer.save(
+                checkpoint_state(local, self.world, self.config.steps), step=self.config.steps
+            )
+            self.writer.wait()
+        checkpoint_seconds = time.perf_counter() - saved
+        world = self.world
+        metric = evaluate(
+            self.placement.data_url,
+            self.config,
+            self.workload,
+            self.model,
+            world,
+            self.device,
+            self.access,
+        )
+        extra: dict[str, Any] = {"workload": self.workload.describe()}
+        if self.config.record_keys:
+            extra["keys"] = train_dist.gather(world, self.keys)
+        base_seconds = getattr(self.workload, "base_load_seconds", None)
+        if base_seconds is not None:
+            extra["base_load_seconds"] = base_seconds
+        return RunResult(
+            placement=self.placement.name,
+            steps=merge_ranks(self.records, world),
+            warmup_steps=self.config.warmup_steps,
+            world_size=world.world_size,
+            metric_name=metric.name,
+            final_metric=metric.value,
+            chance=metric.chance,
+            startup_seconds=self.records[0].wait if self.records else 0.0,
+            checkpoint_seconds=checkpoint_seconds,
+            resumed_from=self.start or None,
+            extra=extra,
+        )
+
+
 def train_placement(
     config: TrainConfig,
     placement: Placement,
@@ -71,102 +210,42 @@ def train_placement(
     on_step: OnStep | None = None,
     store_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Train ``config`` on ``placement``'s data and measure it (see module docstring).
+    """Train ``config`` on ``placement``'s data to the end and measure it.
 
     ``store_options`` reach every store this run opens (e.g. ``{"token": ...}`` for a
     gateway started with ``--tokens``).
     """
-    from farfeed.bench.train_ckpt import CheckpointWriter, load_latest
-
-    device = train_dist.device_for(world, config.device)
-    torch.set_num_threads(config.threads)
-    if device.type == "cuda":  # the GPU recipe's usual settings
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-    access = dict(store_options or {})
-    facts = read_facts(placement.data_url, store_options=access)
-    if config.lora_base is not None:
-        config = config.replace(lora_base=placement.resolve(config.lora_base))
-    workload = make_workload(config, facts, store_options=access)
-    seed_everything(config.seed)
-    model = workload.build_model(device)
-    optimizer = workload.build_optimizer(model)
-    scheduler = workload.build_scheduler(optimizer, steps=config.steps)
-    trained = _wrap_ddp(model, world, device)
-    loader = open_loader(placement.data_url, config, workload, world, store_options=access)
-    start = 0
-    if resume and placement.checkpoint_url:
-        state = load_latest(placement.checkpoint_url, store_options=access)
-        if state is not None:
-            start = _restore(state, model, optimizer, scheduler, loader, world)
-    if start >= config.steps:
-        raise ConfigError(
-            f"the latest checkpoint is at step {start}, not before steps={config.steps!r}"
-        )
-    writer = None
-    if placement.checkpoint_url:
-        writer = CheckpointWriter(
-            placement.checkpoint_url,
-            config=config,
-            keep=config.checkpoint_keep,
-            enabled=world.is_main,
-            store_options=access,
-        )
-    records: list[StepRecord] = []
-    keys: list[str] = []
-    model.train()
-    began = time.perf_counter()
-    batches = epochs(loader)
-    for step in range(start, config.steps):
-        asked = time.perf_counter()
-        raw, batch_keys = split_keys(next(batches))
-        got = time.perf_counter()
-        batch = workload.prepare_batch(raw, device)
-        loss = workload.loss(trained, batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        value = float(loss.detach())  # waits for the device: the step is really done
-        done = time.perf_counter()
-        records.append(
-            StepRecord(
-                step, done - began, got - asked, done - got, workload.batch_size_of(batch), value
-            )
-        )
-        keys.extend(batch_keys)
+    lane = Lane(config, placement, world=world, resume=resume, store_options=store_options)
+    for _ in lane.steps:
+        record = lane.step()
         if on_step is not None:
-            on_step(step + 1, config.steps, value)
-        every = config.checkpoint_every
-        if writer is not None and every and (step + 1) % every == 0 and step + 1 < config.steps:
-            writer.save(_state(model, optimizer, scheduler, loader, world, step + 1), step=step + 1)
-    batches.close()  # shuts the DataLoader workers down
-    saved = time.perf_counter()
-    if writer is not None:
-        writer.save(
-            _state(model, optimizer, scheduler, loader, world, config.steps), step=config.steps
-        )
-        writer.wait()
-    checkpoint_seconds = time.perf_counter() - saved
-    metric = _evaluate(placement.data_url, config, workload, model, world, device, access)
-    extra: dict[str, Any] = {"workload": workload.describe()}
-    if config.record_keys:
-        extra["keys"] = train_dist.gather(world, keys)
-    if getattr(workload, "base_load_seconds", None) is not None:
-        extra["base_load_seconds"] = workload.base_load_seconds  # type: ignore[attr-defined]
-    return RunResult(
-        placement=placement.name,
-        steps=_merge_ranks(records, world),
-        warmup_steps=config.warmup_steps,
-        world_size=world.world_size,
-        metric_name=metric.name,
-        final_metric=metric.value,
-        chance=metric.chance,
-        startup_seconds=records[0].wait if records else 0.0,
-        checkpoint_seconds=checkpoint_seconds,
-        resumed_from=start or None,
-        extra=extra,
-    )
+            on_step(record.step + 1, config.steps, record.loss)
+    return lane.finish()
+
+
+def train_lockstep(
+    config: TrainConfig,
+    placements: Sequence[Placement],
+    *,
+    world: World,
+    on_step: Callable[[int, int, int, float], None] | None = None,
+    store_options: Mapping[str, Any] | None = None,
+) -> list[RunResult]:
+    """Train one lane per placement, a step of each in turn; results in placement order.
+
+    ``on_step`` gets (lane index, step, steps, loss). One rank only: DDP lanes would
+    interleave their collectives.
+    """
+    if world.distributed:
+        raise ConfigError("lockstep placements run on one rank; use the sequential schedule")
+    lanes = [Lane(config, p, world=world, store_options=store_options) for p in placements]
+    for step in range(config.steps):
+        turn = step % len(lanes)
+        for i in [*range(turn, len(lanes)), *range(turn)]:  # rotate who goes first
+            record = lanes[i].step()
+            if on_step is not None:
+                on_step(i, step + 1, config.steps, record.loss)
+    return [lane.finish() for lane in lanes]
 
 
 def _wrap_ddp(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
@@ -177,95 +256,3 @@ def _wrap_ddp(model: torch.nn.Module, world: World, device: torch.device) -> tor
     train_dist.init(world, device)
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
-
-
-def _state(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loader: Any,
-    world: World,
-    step: int,
-) -> dict[str, Any]:
-    """Everything a resume needs; every rank's loader position gathered (a collective)."""
-    loaders = train_dist.gather(world, loader.state_dict())
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "loaders": loaders,
-        "step": step,
-    }
-
-
-def _restore(
-    state: dict[str, Any],
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loader: Any,
-    world: World,
-) -> int:
-    """Load a checkpoint's model, optimizer and this rank's loader position; returns its step."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    loaders = state["loaders"]
-    if len(loaders) != world.world_size:
-        raise ConfigError(
-            f"checkpoint was saved by {len(loaders)} ranks, this job has {world.world_size}"
-        )
-    loader.load_state_dict(loaders[world.rank])
-    return int(state["step"])
-
-
-def _evaluate(
-    url: str,
-    config: TrainConfig,
-    workload: Workload,
-    model: torch.nn.Module,
-    world: World,
-    device: torch.device,
-    store_options: Mapping[str, Any],
-) -> Metric:
-    """Held-out metric over ``eval_batches`` batches of the val split, all ranks combined."""
-    loader = open_loader(
-        url,
-        config.replace(record_keys=False),
-        workload,
-        world,
-        split="val",
-        train=False,
-        workers=0,
-        store_options=store_options,
-    )
-    batches = iter(loader)
-    metric = workload.evaluate(model, islice(batches, config.eval_batches), device)
-    close = getattr(batches, "close", None)
-    if close is not None:
-        close()  # stops the fetch engine now, not at garbage collection
-    parts = train_dist.gather(world, (metric.value, metric.count))
-    count = sum(c for _, c in parts)
-    value = sum(v * c for v, c in parts if c) / count if count else float("nan")
-    return Metric(metric.name, value, metric.higher_is_better, metric.chance, count)
-
-
-def _merge_ranks(records: list[StepRecord], world: World) -> list[StepRecord]:
-    """One record per step for the whole job: the slowest rank's times (what the job waits for)."""
-    if not world.distributed:
-        return records
-    every = train_dist.gather(world, records)
-    merged = []
-    for steps in zip(*every, strict=True):
-        slow = max(steps, key=lambda s: s.end)
-        merged.append(
-            StepRecord(
-                step=slow.step,
-                end=slow.end,
-                wait=max(s.wait for s in steps),
-                compute=slow.compute,
-                samples=steps[0].samples,
-                loss=sum(s.loss for s in steps) / len(steps),
-            )
-        )
-    return merged

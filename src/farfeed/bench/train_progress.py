@@ -43,11 +43,14 @@ class TrainProgress:
     def bar(self, name: str, *, runs: int, steps: int) -> Any:
         """A callback for `run_bench`'s ``on_progress`` driving one new bar."""
         task = self._progress.add_task(f"{name}: starting", total=runs * steps)
+        done: dict[tuple[str, int], int] = {}  # steps done per (placement, run)
 
         def update(event: dict[str, Any]) -> None:
-            done = event["run"] * event["steps"] + event["step"]
-            label = f"{name}: {event['placement']:<6} run {event['run'] + 1}/{runs} loss {event['loss']:.3f}"
-            self._progress.update(task, completed=done, description=label)
+            done[(event["placement"], event["run"])] = event["step"]
+            label = (
+                f"{name}: {event['placement']:<6} run {event['run'] + 1} loss {event['loss']:.3f}"
+            )
+            self._progress.update(task, completed=sum(done.values()), description=label)
 
         return update
 

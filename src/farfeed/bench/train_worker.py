@@ -5,8 +5,10 @@
 
 PLAN.json names the `TrainConfig`, the runs (placement name, data URL, checkpoint URL)
 in the order to run them, and where rank 0 writes the results (a JSON list of
-`RunResult`). Every run starts from a fresh, identically seeded model. Rank 0 prints one
-``farfeed-progress {json}`` line per step so the launcher can draw progress bars.
+`RunResult`), and ``lockstep``: 0 runs them one after another, k trains each group of
+k consecutive runs together (`train_lockstep`). Every run starts from a fresh,
+identically seeded model. Rank 0 prints one ``farfeed-progress {json}`` line per step
+so the launcher can draw progress bars.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from farfeed.bench import train_dist
 from farfeed.bench.train_config import TrainConfig
 from farfeed.bench.train_dist import World
-from farfeed.bench.train_loop import Placement, train_placement
+from farfeed.bench.train_loop import Placement, train_lockstep, train_placement
 from farfeed.errors import ConfigError, FarfeedError
 
 PROGRESS_MARK = "farfeed-progress "
@@ -37,6 +39,20 @@ class Plan:
     runs: tuple[Placement, ...]
     out: Path
     resume: bool = False
+    #: 0: the runs one after another. k > 0: each consecutive group of k runs trains in
+    #: lockstep (`train_lockstep`: one step of each in turn, in one process).
+    lockstep: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lockstep < 0 or (self.lockstep and len(self.runs) % self.lockstep):
+            raise ConfigError(
+                f"lockstep groups of {self.lockstep!r} do not divide {len(self.runs)} runs"
+            )
+
+    def groups(self) -> list[tuple[int, tuple[Placement, ...]]]:
+        """(index of the first run, runs) for each group trained together."""
+        size = self.lockstep or 1
+        return [(i, self.runs[i : i + size]) for i in range(0, len(self.runs), size)]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what PLAN.json holds)."""
@@ -53,12 +69,13 @@ class Plan:
             ],
             "out": str(self.out),
             "resume": self.resume,
+            "lockstep": self.lockstep,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         """Parse PLAN.json; unknown keys are rejected."""
-        unknown = sorted(set(data) - {"config", "runs", "out", "resume"})
+        unknown = sorted(set(data) - {"config", "runs", "out", "resume", "lockstep"})
         if unknown:
             raise ConfigError(f"unknown plan keys: {unknown!r}")
         try:
@@ -68,6 +85,7 @@ class Plan:
                 runs=runs,
                 out=Path(data["out"]),
                 resume=bool(data.get("resume", False)),
+                lockstep=int(data.get("lockstep", 0)),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"bad training plan: {exc!r}") from exc
@@ -86,24 +104,42 @@ def _progress(placement: str, index: int) -> Any:
     return report
 
 
+def _lane_progress(group: tuple[Placement, ...], first: int) -> Any:
+    reports = [_progress(p.name, first + i) for i, p in enumerate(group)]
+
+    def report(lane: int, step: int, steps: int, loss: float) -> None:
+        reports[lane](step, steps, loss)
+
+    return report
+
+
 def run_plan(
     plan: Plan, world: World, *, store_options: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Run every placement of the plan in order; rank 0 writes and returns the results."""
+    """Run every placement of the plan (in turn, or by lockstep groups); rank 0 writes and
+    returns the results, in run order."""
     results: list[dict[str, Any]] = []
     try:
-        for index, placement in enumerate(plan.runs):
-            on_step = _progress(placement.name, index) if world.is_main else None
-            result = train_placement(
-                plan.config,
-                placement,
-                world=world,
-                resume=plan.resume,
-                on_step=on_step,
-                store_options=store_options,
-            )
-            results.append(result.to_dict())
-            if world.is_main:  # written after every run, so a crash keeps what was measured
+        for first, group in plan.groups():
+            if plan.lockstep:
+                done = train_lockstep(
+                    plan.config,
+                    group,
+                    world=world,
+                    on_step=_lane_progress(group, first),
+                    store_options=store_options,
+                )
+            else:
+                (placement,) = group
+                on_step = _progress(placement.name, first) if world.is_main else None
+                done = [
+                    train_placement(
+                        plan.config, placement, world=world, resume=plan.resume,
+                        on_step=on_step, store_options=store_options,
+                    )
+                ]  # fmt: skip
+            results.extend(r.to_dict() for r in done)
+            if world.is_main:  # written after every group, so a crash keeps what was measured
                 plan.out.write_text(json.dumps(results))
     finally:
         train_dist.shutdown(world)

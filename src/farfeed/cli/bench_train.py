@@ -19,6 +19,12 @@ class WorkloadName(str, Enum):
     llm = "llm"
 
 
+class Schedule(str, Enum):
+    auto = "auto"
+    sequential = "sequential"
+    lockstep = "lockstep"
+
+
 class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
@@ -64,6 +70,13 @@ def bench_train(
         "--batch-size",
         min=1,
         help="Samples per step per rank (default: 16 on cpu; resnet 256 / llm 8 on cuda).",
+    ),
+    schedule: Schedule = typer.Option(
+        Schedule.auto,
+        "--schedule",
+        help="lockstep: a round's placements train in one process, a step of each in turn, so a "
+        "neighbour's load hits all alike; sequential: one after another; auto: lockstep for one "
+        "CPU rank, else sequential.",
     ),
     rounds: int = typer.Option(
         3, "--rounds", min=1, help="Interleaved rounds of local/near/remote; medians are reported."
@@ -164,7 +177,7 @@ def bench_train(
         spec = BenchSpec(
             config=config, dataset=data, link_name=link_name, link=remote, sweep_rtts=sweep,
             rounds=rounds, nproc=nproc, checkpoints=checkpoints, workdir=out / "work" / workload.value,
-            remote_url=remote_url,
+            remote_url=remote_url, schedule=schedule.value,
         )  # fmt: skip
         placements = 3 + len(sweep)
         on_progress = bars.bar(workload.value, runs=rounds * placements, steps=steps)

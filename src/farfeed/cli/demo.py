@@ -33,13 +33,19 @@ def demo(
         40, "--resnet-steps", min=4, help="ResNet-18 optimizer steps per run (batch 16, 64 px)."
     ),
     llm_steps: int = typer.Option(
-        40, "--llm-steps", min=4, help="Llama optimizer steps per run (batch 16 x 128 tokens)."
+        80, "--llm-steps", min=4, help="Llama optimizer steps per run (batch 16 x 128 tokens)."
     ),
     image_size: int = typer.Option(
         64,
         "--image-size",
         min=16,
         help="ResNet-18 training crop in pixels (the JPEGs are 320x320).",
+    ),
+    schedule: str = typer.Option(
+        "auto",
+        "--schedule",
+        help="lockstep (auto here): a round's local/near/remote train in one process, a step of "
+        "each in turn, so a neighbour's load hits all alike; sequential: one after another.",
     ),
     only: str | None = typer.Option(
         None, "--only", help="Run one workload only: resnet or llm (default: both)."
@@ -72,6 +78,7 @@ def demo(
         steps={"resnet": resnet_steps, "llm": llm_steps},
         checkpoints=checkpoints,
         image_size=image_size,
+        schedule=schedule,
     )
     run_demo(spec, console=Console(), progress=progress)
 
