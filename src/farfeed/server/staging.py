@@ -13,7 +13,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple, TypeVar
 
 import xxhash
 
@@ -21,8 +22,17 @@ from farfeed.server.responses import ApiError
 
 log = logging.getLogger("farfeed.server")
 
+T = TypeVar("T")
+
 #: Bytes gathered before one write to the staging file (done in a worker thread).
 WRITE_BLOCK = 4 * 1024 * 1024
+
+
+class PartRecord(NamedTuple):
+    """One staged part of a chunked upload: its size in bytes and xxh64 (16 hex digits)."""
+
+    size: int
+    xxh64: str
 
 
 def parse_xxh64(value: str | None, *, what: str = "X-Farfeed-Xxh64") -> str | None:
@@ -44,25 +54,40 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, waited for even if the request is cancelled meanwhile
+    (the thread may be using the request's file descriptors, which are closed next)."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()
+        raise
+
+
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
-class StagingFile:
-    """A new hidden file in the staging directory; `write` bytes, then `finish` or `discard`.
+class BlockWriter:
+    """A request body written into an open file from ``offset`` on, in blocks, hashed as it goes.
 
     Writes happen in a worker thread, one block behind the network, so receiving and
-    writing overlap. The xxh64 of everything written is kept as it goes.
+    writing overlap; ``os.pwrite`` at an explicit offset lets several writers share a file.
     """
 
-    def __init__(self, directory: str, *, prefix: str = "put-") -> None:
-        self.path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}.tmp")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    def __init__(self, fd: int, *, offset: int = 0) -> None:
+        self._fd = fd
+        self.offset = offset
         self._digest = xxhash.xxh64()
         self._buffer = bytearray()
         self._pending: asyncio.Future[None] | None = None
+        self._flushed = 0
         self.size = 0
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -73,32 +98,57 @@ class StagingFile:
             await self._flush()
 
     async def _flush(self) -> None:
-        if self._pending is not None:
-            await self._pending
-            self._pending = None
+        await self._wait()
         if self._buffer:
             block, self._buffer = self._buffer, bytearray()
             self._digest.update(block)
             loop = asyncio.get_running_loop()
-            self._pending = loop.run_in_executor(None, _write_all, self._fd, block)
+            at, self._flushed = self.offset + self._flushed, self._flushed + len(block)
+            self._pending = loop.run_in_executor(None, _pwrite_all, self._fd, block, at)
 
-    async def write_from(self, chunks: AsyncIterator[bytes], *, limit: int | None = None) -> None:
-        """Write every chunk of a request body; 413 once more than ``limit`` bytes arrived."""
+    async def _wait(self) -> None:
+        if self._pending is not None:
+            await asyncio.shield(self._pending)  # cancelled: the write goes on, `drain` waits for it
+            self._pending = None
+
+    async def write_from(
+        self, chunks: AsyncIterator[bytes], *, limit: int | None = None, status: int = 413, what: str = "request body"
+    ) -> None:
+        """Write every chunk of a request body; ``status`` once more than ``limit`` bytes arrived."""
         async for chunk in chunks:
             if limit is not None and self.size + len(chunk) > limit:
-                raise ApiError(413, f"request body too large: more than {limit} bytes")
+                raise ApiError(status, f"{what} too large: more than {limit} bytes")
             await self.write(chunk)
+
+    async def complete(self) -> str:
+        """Write out what is buffered and wait for it; the xxh64 (16 hex digits) of all bytes written."""
+        await self._flush()
+        await self._wait()
+        return self._digest.hexdigest()
+
+    async def drain(self) -> None:
+        """Wait for a write in flight (after an error or a cancellation), so the file can be
+        closed safely; its own error, if any, is dropped for the one that brought us here."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()
+
+
+class StagingFile(BlockWriter):
+    """A new hidden file in the staging directory; `write` bytes, then `finish` or `discard`."""
+
+    def __init__(self, directory: str, *, prefix: str = "put-") -> None:
+        self.path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}.tmp")
+        super().__init__(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 
     async def finish(self) -> str:
         """Flush, fsync and close; returns the xxh64 (16 hex digits) of the whole file."""
-        await self._flush()
-        if self._pending is not None:
-            await self._pending
-            self._pending = None
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, os.fsync, self._fd)
+        digest = await self.complete()
+        await in_thread(os.fsync, self._fd)
         self._close()
-        return self._digest.hexdigest()
+        return digest
 
     def _close(self) -> None:
         if self._fd >= 0:
@@ -107,12 +157,7 @@ class StagingFile:
 
     async def discard(self) -> None:
         """Drop the staging file (after an error, a mismatch, or a client that went away)."""
-        if self._pending is not None:
-            try:
-                await self._pending
-            except OSError:
-                pass
-            self._pending = None
+        await self.drain()
         self._close()
         try:
             os.unlink(self.path)
