@@ -1,10 +1,16 @@
 """Chunked, resumable uploads to the gateway (``/_farfeed/uploads``): parts go up in
-parallel over several connections, each with its xxh64; the commit checks the whole."""
+parallel over several connections, each with its xxh64, then one commit publishes them.
+
+Uploads declare a ``part_size`` when they can (every part but the last exactly that long):
+the gateway then writes each part in place and the commit is a rename, not a copy.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Coroutine
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -12,9 +18,13 @@ import xxhash
 
 from farfeed.errors import ConfigError, StoreError
 from farfeed.store._http import HttpClient, check_status, translated
+from farfeed.store._parts import Window, adopted_part_size, peek, recut
 from farfeed.store._paths import clean_relpath
 from farfeed.store.base import Chunk, Parts, Store, UploadResult, aiter_parts
 from farfeed.store.options import StoreOptions
+
+#: Upload ids a store remembers as started by it with nothing sent yet (oldest forgotten first).
+FRESH_IDS = 1024
 
 
 class GatewayUploads(Store):
@@ -24,6 +34,8 @@ class GatewayUploads(Store):
     prefix: str
     options: StoreOptions
     _http: HttpClient
+    #: upload id -> its part_size, for uploads this store started and sent nothing to yet
+    _fresh: dict[str, int | None]
 
     def _full(self, path: str) -> tuple[str, str]:
         """(root-relative path on the gateway, URL for messages) of a store-relative path."""
@@ -35,51 +47,56 @@ class GatewayUploads(Store):
     ) -> UploadResult:
         """Upload an object part by part, ``concurrency`` parts at once, then commit atomically.
 
-        Without ``upload_id`` a new upload is started and aborted if anything fails. To make
-        an upload resumable, start it yourself (`start_upload`), pass its id, and on failure
-        call again with the same id and the same parts: parts the gateway already holds
-        (same size and xxh64) are not sent again. Parts must not change once yielded.
+        Without ``upload_id`` a new upload is started (declaring the size of the first part
+        as its part_size, so the gateway writes in place) and aborted if anything fails. To
+        make an upload resumable, start it yourself (`start_upload`), pass its id, and on
+        failure call again with the same id and the same parts: parts the gateway already
+        holds (same size and xxh64) are not sent again. Parts must not change once yielded.
+        With a part_size declared, parts of another size are re-cut to it (copying only
+        where a boundary moves), so `UploadResult.parts` counts the parts actually sent.
         """
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if upload_id is not None:
+            _uid(upload_id)
         full, display = self._full(path)
-        owned = upload_id is None
-        uid = await self.start_upload(path) if upload_id is None else upload_id
-        held = {} if owned else await self._held_parts(uid, full)
+        source = aiter_parts(parts)
+        held: dict[int, tuple[int, str]] = {}
+        uid = upload_id
+        if upload_id is None:
+            head, source = await peek(source, 2)
+            part_size: int | None = adopted_part_size(head, self.options.part_size)
+        elif upload_id in self._fresh:  # just started here: nothing held, no need to ask
+            part_size = self._fresh.pop(upload_id)
+        else:
+            part_size, held = await self._held_parts(upload_id, full)
+        window = Window(concurrency)
         digest = xxhash.xxh64()
         size = count = skipped = 0
-        pending: set[asyncio.Future[None]] = set()
         try:
-            async for part in aiter_parts(parts):
-                part_hash = xxhash.xxh64(part).hexdigest()
-                digest.update(part)
-                size += len(part)
-                if held.get(count) == (len(part), part_hash):
-                    skipped += 1
-                else:
-                    if len(pending) >= concurrency:
-                        done, pending = await asyncio.wait(
-                            pending, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        for task in done:
-                            task.result()
-                    pending.add(
-                        asyncio.ensure_future(self.upload_part(uid, count, part, xxh64=part_hash))
-                    )
-                count += 1
-            for task in asyncio.as_completed(pending):
-                await task
-            pending = set()
-            if count == 0:  # nothing to commit: an empty object is a plain PUT
-                await self.abort_upload(uid)
+            async with aclosing(recut(source, part_size)) as pieces:
+                async for piece in pieces:
+                    part_hash = xxhash.xxh64(piece).hexdigest()
+                    digest.update(piece)
+                    size += len(piece)
+                    if held.get(count) == (len(piece), part_hash):
+                        skipped += 1
+                    else:
+                        if uid is None:
+                            uid = await self._create(full, part_size)
+                        await window.add(_send(self, uid, count, piece, part_hash))
+                    count += 1
+            await window.join()
+            if uid is None:  # no bytes at all: an empty object is a plain PUT
                 await self.write(path, b"")
                 return UploadResult(path, 0, digest.hexdigest(), 0)
-            committed = await self.commit_upload(uid, parts=count, xxh64=digest.hexdigest())
+            # in place, each part's xxh64 was checked as it arrived: a whole-object check would
+            # cost the gateway a read of the object; joining reads it anyway, so check there
+            whole = None if part_size else digest.hexdigest()
+            committed = await self.commit_upload(uid, parts=count, xxh64=whole)
         except BaseException:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if owned:
+            await window.cancel()
+            if upload_id is None and uid is not None:
                 await asyncio.shield(self._abort_quietly(uid))
             raise
         if int(committed.get("size", size)) != size:
@@ -88,10 +105,28 @@ class GatewayUploads(Store):
             )
         return UploadResult(path, size, digest.hexdigest(), count, skipped)
 
-    async def start_upload(self, path: str) -> str:
-        """``POST /_farfeed/uploads``: a new upload id for ``path`` (relative to this store)."""
-        full, _ = self._full(path)
-        body = await self._call("POST", "/_farfeed/uploads", json={"path": full})
+    async def start_upload(self, path: str, *, part_size: int | None = None) -> str:
+        """``POST /_farfeed/uploads``: a new upload id for ``path`` (relative to this store).
+
+        ``part_size`` (bytes): every part but the last will be exactly this long, so the
+        gateway writes parts in place and commits without copying; None: parts of any size,
+        joined at commit. `write_parts` with this id skips asking which parts arrived.
+        """
+        if part_size is not None and (
+            isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1
+        ):
+            raise ConfigError(f"part_size must be None or an int >= 1 (bytes), got {part_size!r}")
+        upload_id = await self._create(self._full(path)[0], part_size)
+        while len(self._fresh) >= FRESH_IDS:
+            del self._fresh[next(iter(self._fresh))]
+        self._fresh[upload_id] = part_size
+        return upload_id
+
+    async def _create(self, full: str, part_size: int | None) -> str:
+        request: dict[str, Any] = {"path": full}
+        if part_size is not None:
+            request["part_size"] = part_size
+        body = await self._call("POST", "/_farfeed/uploads", json=request)
         upload_id = body.get("upload_id") if isinstance(body, dict) else None
         if not isinstance(upload_id, str) or not upload_id:
             raise StoreError(
@@ -103,16 +138,18 @@ class GatewayUploads(Store):
         self, upload_id: str, part: int, data: Chunk, *, xxh64: str | None = None
     ) -> None:
         """``PUT`` one part (0, 1, 2, ...); the gateway checks its xxh64. Re-sending replaces it."""
+        endpoint = f"/_farfeed/uploads/{_uid(upload_id)}/{int(part)}"
+        self._fresh.pop(upload_id, None)
         digest = xxh64 or xxhash.xxh64(data).hexdigest()
         await self._call(
             "PUT",
-            f"/_farfeed/uploads/{_uid(upload_id)}/{int(part)}",
+            endpoint,
             data=data,
             headers={"X-Farfeed-Xxh64": digest},
         )
 
     async def upload_state(self, upload_id: str) -> dict[str, Any]:
-        """``GET /_farfeed/uploads/ID``: ``{"path": ..., "parts": {"0": {"size", "xxh64"}, ...}}``."""
+        """``GET /_farfeed/uploads/ID``: ``{"path", "part_size", "parts": {"0": {"size", "xxh64"}, ...}}``."""
         body = await self._call("GET", f"/_farfeed/uploads/{_uid(upload_id)}")
         if not isinstance(body, dict) or not isinstance(body.get("parts"), dict):
             raise StoreError(f"malformed upload state: {body!r}", url=self.url)
@@ -121,16 +158,21 @@ class GatewayUploads(Store):
     async def commit_upload(
         self, upload_id: str, *, parts: int, xxh64: str | None = None
     ) -> dict[str, Any]:
-        """Join parts ``0..parts-1`` into the object atomically; 409 (BadRequestError) if any is missing."""
+        """Publish parts ``0..parts-1`` as the object atomically; 409 (BadRequestError) if any is
+        missing. With ``xxh64`` the gateway also checks the whole object (one read of it)."""
         payload: dict[str, Any] = {"parts": parts}
         if xxh64 is not None:
             payload["xxh64"] = xxh64
-        body = await self._call("POST", f"/_farfeed/uploads/{_uid(upload_id)}/commit", json=payload)
+        endpoint = f"/_farfeed/uploads/{_uid(upload_id)}/commit"
+        self._fresh.pop(upload_id, None)
+        body = await self._call("POST", endpoint, json=payload)
         return body if isinstance(body, dict) else {}
 
     async def abort_upload(self, upload_id: str) -> None:
         """``DELETE /_farfeed/uploads/ID``: drop the staged parts."""
-        await self._call("DELETE", f"/_farfeed/uploads/{_uid(upload_id)}")
+        endpoint = f"/_farfeed/uploads/{_uid(upload_id)}"
+        self._fresh.pop(upload_id, None)
+        await self._call("DELETE", endpoint)
 
     async def _abort_quietly(self, upload_id: str) -> None:
         try:
@@ -138,17 +180,23 @@ class GatewayUploads(Store):
         except StoreError:
             pass  # staged parts expire on the server after 24 h
 
-    async def _held_parts(self, upload_id: str, full: str) -> dict[int, tuple[int, str]]:
+    async def _held_parts(
+        self, upload_id: str, full: str
+    ) -> tuple[int | None, dict[int, tuple[int, str]]]:
+        """(part_size, {part: (size, xxh64)}) of an upload the gateway already has."""
         state = await self.upload_state(upload_id)
         if state.get("path") not in (None, full):
             raise ConfigError(f"upload {upload_id!r} is for {state.get('path')!r}, not {full!r}")
+        part_size = state.get("part_size")
+        if part_size is not None and (not isinstance(part_size, int) or part_size < 1):
+            raise StoreError(f"malformed part_size in upload state: {part_size!r}", url=self.url)
         held: dict[int, tuple[int, str]] = {}
         for key, part in state["parts"].items():
             try:
                 held[int(key)] = (int(part["size"]), str(part["xxh64"]))
             except (KeyError, TypeError, ValueError):
                 continue  # an entry we cannot read is simply sent again
-        return held
+        return part_size, held
 
     async def _call(self, method: str, endpoint: str, **kwargs: Any) -> Any:
         """One API request; returns its JSON body (None when empty)."""
@@ -177,3 +225,9 @@ def _uid(upload_id: str) -> str:
     ):
         raise ConfigError(f"upload_id must be the id the gateway gave, got {upload_id!r}")
     return quote(upload_id, safe="")
+
+
+def _send(
+    store: GatewayUploads, uid: str, part: int, data: Chunk, digest: str
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    return lambda: store.upload_part(uid, part, data, xxh64=digest)

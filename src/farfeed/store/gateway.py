@@ -78,6 +78,7 @@ class GatewayStore(GatewayUploads):
         self.url = redact_url(url).rstrip("/")
         self._http = HttpClient(self.options)
         self._info = info
+        self._fresh = {}
 
     async def info(self) -> dict[str, Any]:
         """The gateway's ``/_farfeed/info`` (limits of batch-get), fetched once."""
