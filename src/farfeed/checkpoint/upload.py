@@ -56,11 +56,12 @@ async def upload(
     start = getattr(store, "start_upload", None)
     uncommit = store.delete(manifest_path)
     upload_id: str | None = None
+    part_size = transfer.part_size(snap.size)
     if callable(start):
-        _, upload_id = await asyncio.gather(uncommit, start(data_path))
+        # declaring the part size lets the gateway write parts in place: commit is a rename
+        _, upload_id = await asyncio.gather(uncommit, start(data_path, part_size=part_size))
     else:
         await uncommit
-    part_size = transfer.part_size(snap.size)
     result = await send_parts(
         store, data_path, snap, part_size=part_size, concurrency=transfer.connections, upload_id=upload_id
     )
