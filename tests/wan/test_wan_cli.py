@@ -22,6 +22,7 @@ from farfeed.errors import ConfigError
 KNOBS = [
     "--listen", "--upstream", "--preset", "--rtt-ms", "--distance-km", "--equipment-ms",
     "--bandwidth-mbit", "--window-kib", "--jitter-ms", "--loss", "--corrupt-rate",
+    "--corrupt-direction",
     "--handshake", "--cut-every", "--cut-mode", "--cut-duration", "--stats-every",
 ]  # fmt: skip
 

@@ -98,9 +98,13 @@ def test_scheduled_cuts_fire_at_their_time_and_repeat(echo_server: ThreadedServe
             wan.emulator.schedule_cut(0.1, mode="sometimes")  # type: ignore[arg-type]
 
 
-def test_corruption_flips_bytes_at_the_configured_rate(source_server: ThreadedServer) -> None:
+@pytest.mark.parametrize("direction", ["both", "down"])
+def test_corruption_flips_bytes_at_the_configured_rate(
+    source_server: ThreadedServer, direction: str
+) -> None:
     size, rate = 4_000_000, 5e-5  # 200 bytes expected
-    with WanThread(upstream=source_server.address, link=Link(corrupt_rate=rate)) as wan:
+    link = Link(corrupt_rate=rate, corrupt_direction=direction)
+    with WanThread(upstream=source_server.address, link=link) as wan:
         with connect(wan.address) as sock:
             sock.sendall(struct.pack(">Q", size))
             received = bytearray()
@@ -114,6 +118,22 @@ def test_corruption_flips_bytes_at_the_configured_rate(source_server: ThreadedSe
     assert len(received) == size
     assert 0.7 * size * rate <= differing <= 1.3 * size * rate, differing
     assert stats.corrupted_bytes == differing
+
+
+def test_corruption_of_requests_only_leaves_responses_intact(
+    source_server: ThreadedServer,
+) -> None:
+    size = 2_000_000
+    link = Link(corrupt_rate=1e-4, corrupt_direction="up")  # the 8-byte request: ~1e-3 odds
+    with WanThread(upstream=source_server.address, link=link) as wan:
+        with connect(wan.address) as sock:
+            sock.sendall(struct.pack(">Q", size))
+            received = bytearray()
+            while len(received) < size:
+                received += sock.recv(1 << 20)
+        corrupted = wan.emulator.stats().corrupted_bytes
+    assert corrupted == 0  # nothing downstream was eligible
+    assert bytes(received) == pattern_bytes(0, size)
 
 
 def test_refused_upstream_resets_the_client_and_the_emulator_carries_on(

@@ -33,6 +33,7 @@ def test_from_distance_is_fibre_plus_equipment() -> None:
         ({"window": 4.5e6}, "4500000.0"),
         ({"loss": 1.5}, "1.5"),
         ({"corrupt_rate": -1e-6}, "-1e-06"),
+        ({"corrupt_direction": "sideways"}, "'sideways'"),
         ({"jitter": "5ms"}, "'5ms'"),
         ({"handshake": 1}, "1"),
         ({"latency": 0.01}, "latency"),

@@ -86,6 +86,11 @@ def wan(
         "--corrupt-rate",
         help="Probability per byte of flipping it (for integrity tests), e.g. 1e-6. [default: 0]",
     ),
+    corrupt_direction: str | None = typer.Option(
+        None,
+        "--corrupt-direction",
+        help="Which bytes --corrupt-rate may flip: `both`, `down` (responses, server to client) or `up` (requests). [default: both]",
+    ),
     handshake: bool | None = typer.Option(
         None,
         "--handshake/--no-handshake",
@@ -111,7 +116,7 @@ def wan(
     link = build_link(
         preset=preset, rtt_ms=rtt_ms, distance_km=distance_km, equipment_ms=equipment_ms,
         bandwidth_mbit=bandwidth_mbit, window_kib=window_kib, jitter_ms=jitter_ms, loss=loss,
-        corrupt_rate=corrupt_rate, handshake=handshake,
+        corrupt_rate=corrupt_rate, corrupt_direction=corrupt_direction, handshake=handshake,
     )  # fmt: skip
     if cut_mode not in ("reset", "stall"):
         raise ConfigError(f"--cut-mode must be reset or stall, got {cut_mode!r}")
@@ -137,6 +142,7 @@ def build_link(
     jitter_ms: float | None = None,
     loss: float | None = None,
     corrupt_rate: float | None = None,
+    corrupt_direction: str | None = None,
     handshake: bool | None = None,
 ) -> Link:
     """The preset's link with every knob the user gave applied over it (CLI units)."""
@@ -160,7 +166,12 @@ def build_link(
         changes["window"] = window_kib * 1024
     if jitter_ms is not None:
         changes["jitter"] = jitter_ms / 1000
-    for name, value in (("loss", loss), ("corrupt_rate", corrupt_rate), ("handshake", handshake)):
+    for name, value in (
+        ("loss", loss),
+        ("corrupt_rate", corrupt_rate),
+        ("corrupt_direction", corrupt_direction),
+        ("handshake", handshake),
+    ):
         if value is not None:
             changes[name] = value
     return link.with_(**changes)

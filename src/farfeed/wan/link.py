@@ -21,6 +21,8 @@ FIBRE_S_PER_KM = 4.9e-6
 EQUIPMENT_MS = 5.2
 #: Bytes per TCP segment; `Link.loss` is a per-segment probability.
 SEGMENT = 1448
+#: Values of `Link.corrupt_direction`.
+CORRUPT_DIRECTIONS = ("both", "down", "up")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,9 @@ class Link:
     one-way delay (bytes never reorder). loss: probability that a 1448-byte segment is
     lost; a chunk holding a lost segment arrives one RTT late, and so does what follows
     it on that connection. handshake: a new connection waits one extra RTT.
-    corrupt_rate: probability per byte of flipping it.
+    corrupt_rate: probability per byte of flipping it. corrupt_direction: which bytes
+    may be flipped: ``"both"``, ``"down"`` (upstream server to client: responses only,
+    what an integrity test of a data path wants) or ``"up"`` (client to server).
     """
 
     rtt: float = 0.0
@@ -43,6 +47,7 @@ class Link:
     loss: float = 0.0
     handshake: bool = True
     corrupt_rate: float = 0.0
+    corrupt_direction: str = "both"
 
     def __post_init__(self) -> None:
         _check_seconds("rtt", self.rtt)
@@ -58,6 +63,11 @@ class Link:
             raise ConfigError(f"window must be an int >= 1024 bytes, got {self.window!r}")
         _check_probability("loss", self.loss)
         _check_probability("corrupt_rate", self.corrupt_rate)
+        if self.corrupt_direction not in CORRUPT_DIRECTIONS:
+            raise ConfigError(
+                f"corrupt_direction must be one of {', '.join(CORRUPT_DIRECTIONS)},"
+                f" got {self.corrupt_direction!r}"
+            )
         if not isinstance(self.handshake, bool):
             raise ConfigError(f"handshake must be True or False, got {self.handshake!r}")
 
@@ -111,7 +121,8 @@ class Link:
         if self.loss:
             parts.append(f"loss {self.loss:g}/segment")
         if self.corrupt_rate:
-            parts.append(f"corrupt {self.corrupt_rate:g}/byte")
+            where = "" if self.corrupt_direction == "both" else f" ({self.corrupt_direction} only)"
+            parts.append(f"corrupt {self.corrupt_rate:g}/byte{where}")
         if not self.handshake:
             parts.append("no handshake")
         return ", ".join(parts)

@@ -125,7 +125,7 @@ class Pipe:
         link = state.link
         size = len(data)
         self.inflight += size
-        if link.corrupt_rate:
+        if link.corrupt_rate and link.corrupt_direction in ("both", self.dir.name):
             data = state.corrupt(data, link.corrupt_rate, self.dir)
         bandwidth = link.bandwidth
         if bandwidth is None:
