@@ -74,6 +74,15 @@ def stalls(result: dict[str, Any]) -> str:
     return " / ".join(pct(result[p]["stall_fraction"], signed=False) for p in (LOCAL, NEAR, REMOTE))
 
 
+SCHEDULE_NOTE = {
+    "lockstep": "Schedule lockstep: in each round the placements train in one process, one "
+    "step of each in turn, each with its own model, random stream and loader streaming in "
+    "the background at its own pace; a placement's time is the sum of its own steps (wait for "
+    "the batch + compute), so a neighbour's load on this shared machine hits all alike. ",
+    "sequential": "Schedule sequential: the placements run one after another, the order "
+    "rotated each round. ",
+}
+
 HEADER = (
     "job", "local", "near (0 ms)", "remote", "cost of distance",
     "remote/local-1", "data stall L/N/R", "cost from stalls", "learned",
@@ -198,9 +207,10 @@ def markdown_report(
         "`farfeed serve` and `farfeed wan` at 0 ms (the whole path without the distance); "
         "**remote**: through the emulated link.",
         "- Times are the timed steps (warm-up excluded), median over "
-        f"{first.get('rounds', '?')} interleaved rounds; the cost of distance is the median of "
-        "the per-round ratios remote/near - 1 (what the PoC's latency emulation measured). "
-        "On one small machine the storage site's processes compete with training for CPU, so "
+        f"{first.get('rounds', '?')} rounds; the cost of distance is the median of the "
+        "per-round ratios remote/near - 1 (what the PoC's latency emulation measured). "
+        + SCHEDULE_NOTE.get(first.get("schedule", ""), "")
+        + "On one small machine the storage site's processes compete with training for CPU, so "
         "remote/local - 1 is shown apart.",
         "- Data stall: time the training loop waited for its next batch / timed wall time. "
         "Cost from stalls: (remote's data wait - near's) / near's time, median of paired "

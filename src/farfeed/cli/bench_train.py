@@ -79,7 +79,10 @@ def bench_train(
         "CPU rank, else sequential.",
     ),
     rounds: int = typer.Option(
-        3, "--rounds", min=1, help="Interleaved rounds of local/near/remote; medians are reported."
+        3,
+        "--rounds",
+        min=1,
+        help="Rounds of local/near/remote (see --schedule); medians over rounds are reported.",
     ),
     nproc: int = typer.Option(
         1, "--nproc", min=1, help="Ranks: >1 launches torchrun --nproc-per-node N (DDP)."

@@ -20,7 +20,10 @@ def demo(
         help="Emulated link preset for 'remote' (tokyo-fukuoka: 1,000 km, 15 ms, 100 Gb/s).",
     ),
     rounds: int = typer.Option(
-        3, "--rounds", min=1, help="Interleaved rounds of local/near/remote; medians are reported."
+        3,
+        "--rounds",
+        min=1,
+        help="Rounds of local/near/remote (see --schedule); medians over rounds are reported.",
     ),
     images: int = typer.Option(
         800,
