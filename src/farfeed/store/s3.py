@@ -104,6 +104,11 @@ class S3Store(CoalescingReads):
                     self._client = await cm.__aenter__()
                 except ValueError as exc:
                     raise ConfigError(f"bad S3 setting: {exc}") from exc
+            # botocore asks for `Expect: 100-continue` on every PUT/UploadPart; aiohttp then
+            # waits for the interim response before sending the body, with no timeout on
+            # that wait, and an upload can hang until the read timeout (seen with rclone).
+            # Parts are sized for the link and retried here, so send bodies straight away.
+            self._client.meta.events.register_last("before-call.s3", _no_expect_continue)
             self._client_cm, self._owner = cm, owner
         return self._client
 
@@ -231,3 +236,8 @@ class S3Store(CoalescingReads):
         client = await self._s3()
         async with s3_errors(display):
             await client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def _no_expect_continue(params: dict[str, Any], **_: Any) -> None:
+    """botocore ``before-call`` hook: drop the ``Expect: 100-continue`` header."""
+    params.get("headers", {}).pop("Expect", None)
