@@ -15,8 +15,12 @@ from loader_helpers import make_image_dataset
 from farfeed.store.testing import serve_http
 
 CHILD = """
-import sys, time
+import sys, tempfile, time
 from farfeed.loader import DataLoader, Dataset
+# Python's tempfile probes its folder once per process by writing (and deleting) a 4-byte
+# file; multiprocessing triggers that when torch first passes a tensor's fd between
+# processes. Do it now, before the watch starts: the stdlib's probe is not fetched data.
+tempfile.gettempdir()
 ds = Dataset(sys.argv[1], decode="image", image_size=16, seed=2)
 loader = DataLoader(ds, batch_size=4, num_workers=2)
 print("START", flush=True)
