@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,3 +69,12 @@ def assert_same(a: Any, b: Any, path: str = "") -> None:
 def _bits(t: torch.Tensor) -> torch.Tensor:
     """The tensor's bytes, so that NaNs and -0.0 compare bit for bit."""
     return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A run area reachable by URL, the options to reach it, and the folder behind it."""
+
+    url: str
+    store_options: dict[str, Any]
+    folder: Path

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from ckpt_helpers import Remote
 
 from farfeed.store.testing import serve_s3
-
-
-@dataclass(frozen=True)
-class Remote:
-    """A run area reachable by URL, the options to reach it, and the folder behind it."""
-
-    url: str
-    store_options: dict[str, Any]
-    folder: Path
 
 
 @pytest.fixture

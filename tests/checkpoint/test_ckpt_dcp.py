@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
-from ckpt_helpers import assert_same, tiny_state
-from conftest import Remote
+from ckpt_helpers import Remote, assert_same, tiny_state
 
 from farfeed.checkpoint.dcp import FarfeedReader, FarfeedWriter
 

@@ -13,8 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import torch
-from ckpt_helpers import assert_same, tiny_state
-from conftest import Remote
+from ckpt_helpers import Remote, assert_same, tiny_state
 
 import farfeed.checkpoint as ckpt
 from farfeed.errors import CheckpointError

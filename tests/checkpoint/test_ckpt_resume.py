@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import Remote
+from ckpt_helpers import Remote
 
 import farfeed
 import farfeed.checkpoint as ckpt

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ckpt_helpers import assert_same, tiny_state
-from conftest import Remote
+from ckpt_helpers import Remote, assert_same, tiny_state
 
 import farfeed.checkpoint as ckpt
 from farfeed.errors import CheckpointError

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from ckpt_helpers import assert_same
-from conftest import Remote
+from ckpt_helpers import Remote, assert_same
 
 from farfeed.errors import CheckpointError, FormatError
 from farfeed.weights import load_adapter, load_config, load_into, load_safetensors

@@ -5,37 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gw_helpers import call, make_dataset, snapshot
+from gw_helpers import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World, make_dataset, snapshot
 
 from farfeed.server import ServerLimits, TokenTable, serve_in_thread
-
-READ_TOKEN = "r" * 32
-WRITE_TOKEN = "w" * 32
-BOTH_TOKEN = "b" * 32
-
-
-@dataclass
-class World:
-    """A served ROOT and the untouchable folder beside it."""
-
-    url: str
-    root: Path
-    outside: Path
-    files: dict[str, bytes]
-    before: dict[str, tuple[int, int, str]]
-
-    def unharmed(self, *, headers: dict[str, str] | None = None) -> None:
-        """Nothing outside ROOT changed, the old checkpoint is intact, and the server still answers."""
-        assert snapshot(self.root.parent, skip=self.root) == self.before
-        assert (self.root / "checkpoints" / "run1" / "model.bin").read_bytes() == b"old model"
-        status, _, body = call(self.url, "GET", "/healthz")
-        assert (status, body) == (200, b"ok")
-        status, _, body = call(self.url, "GET", "/ds/shard-00000.tar", headers=headers)
-        assert status == 200 and body == self.files["ds/shard-00000.tar"]
 
 
 def build_world(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:

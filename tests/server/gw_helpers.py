@@ -10,6 +10,7 @@ import random
 import shutil
 import struct
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -102,3 +103,28 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )
     return cert, key
+
+
+READ_TOKEN = "r" * 32
+WRITE_TOKEN = "w" * 32
+BOTH_TOKEN = "b" * 32
+
+
+@dataclass
+class World:
+    """A served ROOT and the untouchable folder beside it."""
+
+    url: str
+    root: Path
+    outside: Path
+    files: dict[str, bytes]
+    before: dict[str, tuple[int, int, str]]
+
+    def unharmed(self, *, headers: dict[str, str] | None = None) -> None:
+        """Nothing outside ROOT changed, the old checkpoint is intact, and the server still answers."""
+        assert snapshot(self.root.parent, skip=self.root) == self.before
+        assert (self.root / "checkpoints" / "run1" / "model.bin").read_bytes() == b"old model"
+        status, _, body = call(self.url, "GET", "/healthz")
+        assert (status, body) == (200, b"ok")
+        status, _, body = call(self.url, "GET", "/ds/shard-00000.tar", headers=headers)
+        assert status == 200 and body == self.files["ds/shard-00000.tar"]

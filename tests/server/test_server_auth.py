@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World
-from gw_helpers import call, error_of
+from gw_helpers import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World, call, error_of
 
 from farfeed.errors import ConfigError
 from farfeed.server import TokenTable

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import xxhash
-from conftest import World
-from gw_helpers import call, call_json, error_of
+from gw_helpers import World, call, call_json, error_of
 
 
 def batch(world: World, body: object, *, raw: bytes | None = None) -> tuple[int, str]:

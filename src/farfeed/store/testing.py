@@ -90,8 +90,12 @@ def _rclone(args: list[str], root: Path, *, start_timeout: float = 20.0) -> Iter
         "127.0.0.1:0",
         "--vfs-cache-mode",
         "off",
+        # Not 0s: rclone's VFS then starts a directory-cleanup goroutine per access that
+        # fires at once and fights for the directory lock; thousands pile up, the server
+        # burns a core and requests take seconds. Writes through rclone update the cache
+        # at once; changes made straight on disk show within this time.
         "--dir-cache-time",
-        "0s",
+        "1s",
         "--config",
         os.devnull,
         "--log-level",
