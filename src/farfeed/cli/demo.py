@@ -63,7 +63,7 @@ def demo(
     """Make sample data, pack it, serve it (`farfeed serve`), put 1,000 km in between
     (`farfeed wan --preset tokyo-fukuoka`), train a small ResNet and a small Llama with the
     data local, near (0 ms) and remote, and print the PoC-shaped table beside the PoC's own
-    numbers. Writes OUT/report.md, OUT/results.json and PNG plots. About 6 min on 2 CPU cores.
+    numbers. Writes OUT/report.md, OUT/results.json and PNG plots. About 5 min on 2 CPU cores.
     """
     from rich.console import Console
 
