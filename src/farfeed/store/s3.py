@@ -104,10 +104,10 @@ class S3Store(CoalescingReads):
                     self._client = await cm.__aenter__()
                 except ValueError as exc:
                     raise ConfigError(f"bad S3 setting: {exc}") from exc
-            # botocore asks for `Expect: 100-continue` on every PUT/UploadPart; aiohttp then
-            # waits for the interim response before sending the body, with no timeout on
-            # that wait, and an upload can hang until the read timeout (seen with rclone).
-            # Parts are sized for the link and retried here, so send bodies straight away.
+            # botocore asks for `Expect: 100-continue` on every PUT/UploadPart: aiohttp then
+            # waits for the interim reply before sending the body, which costs one round trip
+            # per part across the distance and has no timeout of its own. Parts are sized
+            # for the link and retried here, so bodies go straight away.
             self._client.meta.events.register_last("before-call.s3", _no_expect_continue)
             self._client_cm, self._owner = cm, owner
         return self._client
