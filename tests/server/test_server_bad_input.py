@@ -267,11 +267,13 @@ def test_client_gone_mid_put_leaves_nothing(world: World) -> None:
     with socket.create_connection((parts.hostname, parts.port)) as sock:
         sock.sendall(b"PUT /checkpoints/run1/model.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
     staging = world.root / ".farfeed-uploads"
-    for _ in range(500):  # the server drops the staging file once it sees the reset
-        if not list(staging.iterdir()):
+    done = 'farfeed_requests_total{endpoint="object_put",status="499"} 1'
+    for _ in range(500):  # wait until the server has seen the reset and finished the PUT
+        if done in call(world.url, "GET", "/metrics")[2].decode():
             break
         time.sleep(0.01)
-    assert list(staging.iterdir()) == []
+    assert done in call(world.url, "GET", "/metrics")[2].decode()
+    assert list(staging.iterdir()) == []  # the staging file was dropped
     listing = call_json(world.url, "GET", "/_farfeed/list?prefix=checkpoints/")[1]["objects"]
     assert [o["path"] for o in listing] == ["checkpoints/run1/model.bin"]
     world.unharmed()
