@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from loader_helpers import make_image_dataset
 
+from farfeed.bench.io_memory import tree
 from farfeed.store.testing import serve_http
 
 CHILD = """
@@ -38,21 +39,6 @@ def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     make_image_dataset(root, train=64, seed=3)
     with serve_http(root) as url:
         yield url.rstrip("/") + "/images"
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (from /proc/*/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    return out
 
 
 def files_open_for_writing(pid: int) -> set[str]:
@@ -93,7 +79,7 @@ def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> 
     writable: set[str] = set()
     polls = 0
     while proc.poll() is None:
-        for pid in descendants(proc.pid):
+        for pid in tree(proc.pid):
             writable |= files_open_for_writing(pid)
         polls += 1
         time.sleep(0.005)

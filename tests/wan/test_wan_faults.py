@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from wan_helpers import ThreadedServer, connect, download, measure_until, pattern_bytes, ping
+from wan_helpers import ThreadedServer, connect, download, fetch, measure_until, pattern_bytes, ping
 
 from farfeed.errors import ConfigError
 from farfeed.wan import Link, WanEmulator, WanProcess, WanThread
@@ -106,10 +106,7 @@ def test_corruption_flips_bytes_at_the_configured_rate(
     link = Link(corrupt_rate=rate, corrupt_direction=direction)
     with WanThread(upstream=source_server.address, link=link) as wan:
         with connect(wan.address) as sock:
-            sock.sendall(struct.pack(">Q", size))
-            received = bytearray()
-            while len(received) < size:
-                received += sock.recv(1 << 20)
+            received = fetch(sock, size)
         stats = wan.emulator.stats()
     expected = pattern_bytes(0, size)
     differing = int(
@@ -127,13 +124,10 @@ def test_corruption_of_requests_only_leaves_responses_intact(
     link = Link(corrupt_rate=1e-4, corrupt_direction="up")  # the 8-byte request: ~1e-3 odds
     with WanThread(upstream=source_server.address, link=link) as wan:
         with connect(wan.address) as sock:
-            sock.sendall(struct.pack(">Q", size))
-            received = bytearray()
-            while len(received) < size:
-                received += sock.recv(1 << 20)
+            received = fetch(sock, size)
         corrupted = wan.emulator.stats().corrupted_bytes
     assert corrupted == 0  # nothing downstream was eligible
-    assert bytes(received) == pattern_bytes(0, size)
+    assert received == pattern_bytes(0, size)
 
 
 def test_refused_upstream_resets_the_client_and_the_emulator_carries_on(

@@ -130,6 +130,18 @@ def download(sock: socket.socket, count: int) -> list[tuple[float, int]]:
     return timeline
 
 
+def fetch(sock: socket.socket, count: int) -> bytes:
+    """Ask the source for ``count`` bytes and return them as they arrived."""
+    sock.sendall(struct.pack(">Q", count))
+    received = bytearray()
+    while len(received) < count:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError(f"source closed after {len(received)} of {count} bytes")
+        received += chunk
+    return bytes(received)
+
+
 def steady_rate(timelines: list[list[tuple[float, int]]], *, skip: float = 0.1) -> float:
     """Bytes/s of all timelines together: the least-squares slope of bytes received over
     time, leaving out the first ``skip`` of the bytes (the handshake, the first burst).

@@ -33,7 +33,7 @@ from torch.distributed.checkpoint.filesystem import (
 from farfeed.checkpoint.plan import Transfer
 from farfeed.errors import NotFoundError
 from farfeed.store import open_store
-from farfeed.store.base import Store
+from farfeed.store.base import Store, split_parts
 
 T = TypeVar("T")
 
@@ -117,7 +117,7 @@ class StoreFileSystem(FileSystemBase):
     async def _upload(self, root: str, name: str, data: memoryview) -> None:
         store = await self._loop.store(root)
         size = self._loop.transfer.part_size(len(data))
-        parts = (data[i : i + size] for i in range(0, len(data), size))
+        parts = split_parts(data, size)
         await store.write_parts(name, parts, concurrency=self._loop.transfer.connections)
 
     async def _download(self, root: str, name: str) -> bytearray:

@@ -76,6 +76,12 @@ async def aiter_parts(parts: Parts) -> AsyncIterator[Chunk]:
             yield part
 
 
+def split_parts(data: Chunk, part_size: int) -> list[memoryview]:
+    """``data`` cut into ``part_size`` views (no copies), the last one shorter."""
+    view = memoryview(data)
+    return [view[i : i + part_size] for i in range(0, len(view), part_size)]
+
+
 class Store(abc.ABC):
     """Where bytes live. One subclass per URL scheme; see `farfeed.store.open_store`."""
 

@@ -29,7 +29,7 @@ from farfeed.store._http import (
 )
 from farfeed.store._paths import clean_prefix, redact_url
 from farfeed.store._upload import GatewayUploads
-from farfeed.store.base import ByteRange, Chunk, ObjectInfo
+from farfeed.store.base import ByteRange, Chunk, ObjectInfo, split_parts
 from farfeed.store.options import StoreOptions
 
 API_VERSION = 1
@@ -194,9 +194,7 @@ class GatewayStore(GatewayUploads):
     async def write(self, path: str, data: Chunk) -> None:
         """One ``PUT`` up to ``multipart_threshold`` bytes; above it, parallel chunked upload."""
         if len(data) > self.options.multipart_threshold:
-            view = memoryview(data)
-            step = self.options.part_size
-            await self.write_parts(path, [view[i : i + step] for i in range(0, len(view), step)])
+            await self.write_parts(path, split_parts(data, self.options.part_size))
             return
         full, display = self._full(path)
         session = await self._http.session()

@@ -19,7 +19,7 @@ from aiobotocore.session import get_session
 from farfeed.errors import BadRequestError, ConfigError, TransientError
 from farfeed.store._paths import clean_prefix, clean_relpath
 from farfeed.store._s3errors import s3_errors
-from farfeed.store.base import Chunk, ObjectInfo, Parts, UploadResult, aiter_parts
+from farfeed.store.base import Chunk, ObjectInfo, Parts, UploadResult, aiter_parts, split_parts
 from farfeed.store.coalesce import CoalescingReads
 from farfeed.store.options import StoreOptions
 
@@ -180,9 +180,7 @@ class S3Store(CoalescingReads):
     async def write(self, path: str, data: Chunk) -> None:
         """``put_object`` up to ``multipart_threshold`` bytes; above it, a multipart upload."""
         if len(data) > self.options.multipart_threshold:
-            view = memoryview(data)
-            step = self.options.part_size
-            await self.write_parts(path, [view[i : i + step] for i in range(0, len(view), step)])
+            await self.write_parts(path, split_parts(data, self.options.part_size))
             return
         key, display = self._key(path)
         client = await self._s3()
