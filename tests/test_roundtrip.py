@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from farfeed.cli import app
-from farfeed.format import SampleIndex, make_sample_images, pack_images, read_index
+from farfeed.format import SampleIndex, make_sample_images, pack_images
+from farfeed.loader.index import byte_ranges, read_index
 from farfeed.server import serve_in_thread
 from farfeed.store import GatewayStore, HttpStore, S3Store, open_store
 from farfeed.store.testing import serve_http, serve_s3
@@ -73,7 +74,7 @@ async def test_random_samples_round_trip_through_every_backend(packed: Packed) -
             assert isinstance(index, SampleIndex) and len(index) == IMAGES
             assert len(index.shard_names) > 1  # samples come from several shards
             before = batch_requests(gateway)
-            spans = await store.read_many(index.byte_ranges(ids))
+            spans = await store.read_many(byte_ranges(index, ids))
             assert batch_requests(gateway) == before + 1  # 256 random samples, ONE request
     samples = [
         index.unpack(int(i), data) for i, data in zip(ids, spans, strict=True)
@@ -85,11 +86,11 @@ async def test_random_samples_round_trip_through_every_backend(packed: Packed) -
     with serve_s3(packed.root) as s3:
         async with open_store(f"s3://{packed.name}", **s3.store_options()) as store:
             assert isinstance(store, S3Store)
-            assert await store.read_many(index.byte_ranges(ids)) == spans
+            assert await store.read_many(byte_ranges(index, ids)) == spans
     with serve_http(packed.root) as http:
         async with open_store(f"{http}/{packed.name}") as store:
             assert isinstance(store, HttpStore)
-            assert await store.read_many(index.byte_ranges(ids)) == spans
+            assert await store.read_many(byte_ranges(index, ids)) == spans
 
 
 def test_farfeed_stream_reads_whole_dataset_through_gateway(packed: Packed) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from farfeed.bench.report_plots import loss_figure, overhead_figure, throughput_figure
+from farfeed.bench.train.plots import loss_figure, overhead_figure, throughput_figure
 
 PLACEMENT_FIELDS = ("seconds", "samples_per_s", "stall_fraction", "final_metric")
 

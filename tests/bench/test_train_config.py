@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from farfeed.bench.train_bench import link_for, order, sweep_name
-from farfeed.bench.train_config import TrainConfig
-from farfeed.bench.train_loop import Placement
-from farfeed.bench.train_worker import Plan
+from farfeed.bench.train.config import TrainConfig
+from farfeed.bench.train.harness import order
+from farfeed.bench.train.loop import Placement
+from farfeed.bench.train.spec import link_for, sweep_name
+from farfeed.bench.train.worker import Plan
 from farfeed.errors import ConfigError
 
 
@@ -79,7 +80,7 @@ def test_link_for_preset_and_rtt_sweep() -> None:
 
 
 def test_a_real_remote_checkpoints_beside_its_dataset() -> None:
-    from farfeed.bench.train_bench import real_remote
+    from farfeed.bench.train.harness import real_remote
 
     p = real_remote("https://storage.example:8470/imagenet/", run="bench-resnet")
     assert p.name == "remote" and p.data_url == "https://storage.example:8470/imagenet"

@@ -11,12 +11,12 @@ import torch
 from train_helpers import make_root, remote_links
 
 import farfeed.checkpoint
-from farfeed.bench.demo_data import ensure_lora_base
-from farfeed.bench.train_config import TrainConfig
-from farfeed.bench.train_dist import World
-from farfeed.bench.train_loop import train_placement
-from farfeed.bench.train_sites import Sites, open_sites
-from farfeed.bench.workloads.lora import load_base, wrap_lora
+from farfeed.bench.train.config import TrainConfig
+from farfeed.bench.train.loop import train_placement
+from farfeed.bench.train.ranks import TrainRanks
+from farfeed.bench.train.sample_data import ensure_lora_base
+from farfeed.bench.train.sites import Sites, open_sites
+from farfeed.bench.train.workloads.lora import load_base, wrap_lora
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,12 @@ def test_resume_from_the_remote_checkpoint_continues_exactly(sites: Sites) -> No
     )  # fmt: skip
     remote = sites.placement("remote", "text", run="resume")
     assert remote.checkpoint_url is not None and sites.wans["remote"].url in remote.checkpoint_url
-    full = train_placement(config, remote, world=World())
+    full = train_placement(config, remote, world=TrainRanks())
     assert [s.step for s in full.steps] == list(range(6))
     assert [c.step for c in farfeed.checkpoint.list_checkpoints(remote.checkpoint_url)] == [3, 6]
     # Lose the last checkpoint: the run resumes from step 3 and replays steps 3-5 exactly.
     shutil.rmtree(sites.root / "checkpoints" / "resume-remote" / "step-000000000006")
-    again = train_placement(config, remote, world=World(), resume=True)
+    again = train_placement(config, remote, world=TrainRanks(), resume=True)
     assert again.resumed_from == 3
     assert [s.step for s in again.steps] == [3, 4, 5]
     assert [s.loss for s in again.steps] == [s.loss for s in full.steps[3:]]
@@ -47,8 +47,8 @@ def test_resume_from_the_remote_checkpoint_continues_exactly(sites: Sites) -> No
 
 def test_placements_train_identically_and_the_remote_one_is_timed(sites: Sites) -> None:
     config = TrainConfig(workload="resnet", steps=3, warmup_steps=1, batch_size=4, image_size=32, eval_batches=1)
-    local = train_placement(config, sites.placement("local", "images"), world=World())
-    remote = train_placement(config, sites.placement("remote", "images"), world=World())
+    local = train_placement(config, sites.placement("local", "images"), world=TrainRanks())
+    remote = train_placement(config, sites.placement("remote", "images"), world=TrainRanks())
     assert [s.loss for s in local.steps] == [s.loss for s in remote.steps]
     assert remote.metric_name == "val_accuracy" and 0.0 <= remote.final_metric <= 1.0
     assert remote.seconds > 0 and remote.samples == 2 * 4
@@ -73,7 +73,7 @@ def test_lora_base_weights_come_over_the_link(sites: Sites) -> None:
     config = TrainConfig(
         workload="llm", steps=3, warmup_steps=1, batch_size=4, seq_len=32, eval_batches=1, lora_base=name
     )
-    result = train_placement(config, sites.placement("remote", "text"), world=World())
+    result = train_placement(config, sites.placement("remote", "text"), world=TrainRanks())
     assert result.extra["base_load_seconds"] > 0
     assert result.extra["workload"]["lora_base"] == url
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from train_helpers import make_root, remote_links
 
-from farfeed.bench.train_config import TrainConfig
-from farfeed.bench.train_launch import launch, worker_command
-from farfeed.bench.train_sites import Sites, open_sites
-from farfeed.bench.train_worker import Plan
+from farfeed.bench.train.config import TrainConfig
+from farfeed.bench.train.launch import launch, worker_command
+from farfeed.bench.train.sites import Sites, open_sites
+from farfeed.bench.train.worker import Plan
 from farfeed.format.load import load_index
 
 
@@ -56,7 +56,7 @@ def test_torchrun_two_ranks_see_disjoint_remote_data(sites: Sites, tmp_path: Pat
 
 
 def test_a_failing_rank_is_reported_with_its_log(sites: Sites, tmp_path: Path) -> None:
-    from farfeed.bench.train_loop import Placement
+    from farfeed.bench.train.loop import Placement
     from farfeed.errors import FarfeedError
 
     config = TrainConfig(workload="llm", steps=2, warmup_steps=1)

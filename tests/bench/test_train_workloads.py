@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from farfeed.bench.workloads import LlamaWorkload, ResNetWorkload
-from farfeed.bench.workloads.base import warmup_cosine
+from farfeed.bench.train.workloads import LlamaWorkload, ResNetWorkload
+from farfeed.bench.train.workloads.base import warmup_cosine
 from farfeed.errors import ConfigError
 
 CPU = torch.device("cpu")

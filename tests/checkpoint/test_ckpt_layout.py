@@ -9,10 +9,10 @@ import pytest
 import safetensors.torch
 import torch
 
-from farfeed.checkpoint import stlayout
-from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.snapshot import take_snapshot
 from farfeed.errors import ConfigError, FormatError
+from farfeed.format import safetensors as stlayout
+from farfeed.transfer.plan import Transfer
 
 
 def test_snapshot_is_a_valid_safetensors_file_with_aligned_tensors() -> None:
@@ -85,7 +85,7 @@ def test_plan_rejects_bad_settings(kwargs: dict[str, float]) -> None:
 
 
 def test_scatter_fills_tensors_from_parts_in_any_order() -> None:
-    from farfeed.checkpoint.scatter import Scatter
+    from farfeed.transfer.scatter import Scatter
 
     state = {
         "a": torch.arange(10, dtype=torch.int64),
@@ -107,7 +107,7 @@ def test_scatter_fills_tensors_from_parts_in_any_order() -> None:
 
 
 def test_scatter_with_an_empty_tensor_listed_after_its_neighbour() -> None:
-    from farfeed.checkpoint.scatter import Scatter
+    from farfeed.transfer.scatter import Scatter
 
     data = struct.pack("<3f", 1.0, 2.0, 3.0)
     header = {  # JSON order as another writer may choose: the empty "y" after "z", same start

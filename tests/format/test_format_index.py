@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from format_helpers import DirStore, read_span
 
+from farfeed.bench.format.synthetic_index import write_synthetic_index
 from farfeed.errors import FormatError
 from farfeed.format import (
     DATASET_JSON,
@@ -18,9 +19,8 @@ from farfeed.format import (
     SampleIndex,
     load_index,
     parse_size,
-    read_index,
 )
-from farfeed.format.synthetic import write_synthetic_index
+from farfeed.loader.index import read_index
 
 
 def test_from_bytes_equals_load(packed: Path) -> None:

@@ -84,10 +84,11 @@ def test_corrupted_span_raises_integrity_error(packed: Path) -> None:
         index.span(len(index))
 
 
-def test_byte_ranges_match_spans(packed: Path) -> None:
+def test_spans_of_many_match_each_span(packed: Path) -> None:
     index = SampleIndex.load(packed)
-    ranges = index.byte_ranges([3, 0, 43])
-    assert [(r.path, r.offset, r.length) for r in ranges] == [index.span(i) for i in (3, 0, 43)]
+    assert index.spans([3, 0, 43]) == [index.span(i) for i in (3, 0, 43)]
+    with pytest.raises(ConfigError, match="sample ids must be in"):
+        index.spans([44])
 
 
 def test_pack_is_deterministic_and_flat_layout_works(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 from format_helpers import DirStore
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError
-from farfeed.format import DATASET_JSON, TokenIndex, make_sample_text, pack_text, read_index
+from farfeed.format import DATASET_JSON, TokenIndex, make_sample_text, pack_text
 from farfeed.format.text import DOC_SEPARATOR
+from farfeed.loader.index import read_index
 
 
 @pytest.fixture(scope="module")

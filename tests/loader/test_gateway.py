@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from loader_helpers import assert_exactly_once, keys
 
-from farfeed.bench.io_data import make_fixed_size_dataset
+from farfeed.bench.io.data import make_fixed_size_dataset
+from farfeed.errors import AccessDeniedError
 from farfeed.loader import DataLoader, Dataset
-from farfeed.server import serve_in_thread
+from farfeed.server import TokenTable, serve_in_thread
 from farfeed.server.process import GatewayProcess
 
 
@@ -38,8 +39,25 @@ def test_gateway_gives_the_same_samples_as_local_in_few_batch_gets(
     got = list(ds)
     assert got == list(Dataset(str(image_dataset), seed=2))
     assert_exactly_once(keys(got), image_dataset)
-    assert ds.source.native_batch
+    url = f"{gateway}/{image_dataset.name}"
+    assert ds.fetch_config.gateway_info[url]["farfeed"]  # probed once, reused by workers
     assert ds.stats()["requests"] < len(got) / 4  # many samples per round trip
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_token_in_the_url_reaches_every_data_read(image_dataset: Path, num_workers: int) -> None:
+    """``http://:TOKEN@host/...`` is honoured by the index read *and* by the workers'
+    batch-gets (the workers open their stores through the same `open_store`)."""
+    token = "9f3c2a0e6b1d4c7f8a5e9d2b1c0f4a6e"
+    with serve_in_thread(image_dataset.parent, tokens=TokenTable({token: {"read"}})) as url:
+        with pytest.raises(AccessDeniedError):
+            Dataset(f"{url}/{image_dataset.name}")  # no token: refused
+        authed = url.replace("http://", f"http://:{token}@")
+        ds = Dataset(f"{authed}/{image_dataset.name}", seed=5)
+        loader = DataLoader(ds, batch_size=8, num_workers=num_workers)
+        seen = [k for batch in loader for k in batch["__key__"]]
+    assert_exactly_once(seen, image_dataset)
+    assert ds.stats()["retries"] == 0
 
 
 def test_gateway_killed_and_restarted_mid_epoch_still_delivers_each_sample_once(

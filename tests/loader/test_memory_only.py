@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from loader_helpers import make_image_dataset
 
-from farfeed.bench.io_memory import tree
+from farfeed.bench.io.memory import tree
 from farfeed.store.testing import serve_http
 
 CHILD = """

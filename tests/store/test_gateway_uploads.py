@@ -18,7 +18,7 @@ import pytest
 
 from farfeed.errors import NotFoundError
 from farfeed.store import GatewayStore, open_store
-from farfeed.store._parts import Window, recut
+from farfeed.store._parts import PartUploads, recut
 
 MiB = 1024 * 1024
 
@@ -196,7 +196,7 @@ async def test_window_retrieves_every_failure() -> None:
     async def fail(n: int) -> None:
         raise RuntimeError(f"part {n}")
 
-    window = Window(2)
+    window = PartUploads(2)
     with pytest.raises(RuntimeError, match="part [01]"):
         for n in range(4):
             await window.add(lambda n=n: fail(n))  # type: ignore[misc]

@@ -1,1 +1,1 @@
-"""farfeed.bench"""
+"""farfeed.bench: the measurements behind docs/BENCHMARKS.md (`farfeed bench`, `demo`, `stream`)."""

@@ -154,8 +154,7 @@ def measure_path(
     root: Path,
 ) -> dict[str, Any]:
     """Save then load ``repeats`` times through a `WanProcess` (capped or not); times in s."""
-    from farfeed.wan import Link, WanProcess
-    from farfeed.wan.runner import parse_address
+    from farfeed.wan import Link, WanProcess, parse_address
 
     upstream = parse_address(gateway_url.split("://", 1)[1], what="gateway address")
     link = Link(rtt=rtt, bandwidth=cfg.bandwidth if capped else None, window=cfg.window)
@@ -185,10 +184,10 @@ def measure_path(
     }
 
 
-def run_bench(cfg: CheckpointBench, *, say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_checkpoint_bench(cfg: CheckpointBench, *, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Every figure of the benchmark, as a JSON-able dict."""
+    from farfeed.bench.wan import measure_ceiling
     from farfeed.server import GatewayProcess
-    from farfeed.wan.ceiling import measure_ceiling
 
     shm = Path("/dev/shm")
     parent = cfg.root or (shm if shm.is_dir() else None)

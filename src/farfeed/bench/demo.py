@@ -11,18 +11,15 @@ results.json and the plots to the output folder.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farfeed.bench.demo_data import ensure_sample_data
-from farfeed.bench.report import console_table, write_report
-from farfeed.bench.train_bench import NEAR, REMOTE, BenchSpec, run_bench
-from farfeed.bench.train_config import TrainConfig
-from farfeed.bench.train_progress import TrainProgress
-from farfeed.bench.train_sites import open_sites
+from farfeed.bench.train.config import TrainConfig
+from farfeed.bench.train.session import TrainSession
+from farfeed.bench.train.sites import NEAR, REMOTE
+from farfeed.bench.train.spec import TrainBenchSpec
 from farfeed.errors import ConfigError
 
 TITLE = "farfeed demo: the PoC's table on this machine"
@@ -89,41 +86,36 @@ def run_demo(
 
     started = time.perf_counter()
     link = Link.from_preset(spec.link)
-    out = spec.out.resolve()
-    storage = out / "storage"
-    with contextlib.ExitStack() as stack:
-        bars = stack.enter_context(TrainProgress(console, enabled=progress))
-        bars.log(f"storage site: {storage}")
-        datasets = ensure_sample_data(
-            storage, workloads=spec.workloads, images=spec.images, text_bytes=spec.text_bytes,
-            seed=spec.seed, on_status=bars.log,
-        )  # fmt: skip
-        results = []
+    with TrainSession(spec.out, console=console, progress=progress) as session:
+        session.log(f"storage site: {session.storage}")
+        datasets = session.sample_data(
+            spec.workloads, images=spec.images, text_bytes=spec.text_bytes, seed=spec.seed
+        )
         near = link.with_(rtt=0.0, jitter=0.0, loss=0.0)
-        bars.log(f"starting the gateway over {storage} and the emulated links (0 ms, {spec.link})")
-        sites = stack.enter_context(open_sites(storage, links={NEAR: near, REMOTE: link}))
+        session.log(
+            f"starting the gateway over {session.storage} and the emulated links (0 ms, {spec.link})"
+        )
+        sites = session.open_sites(links={NEAR: near, REMOTE: link})
         for workload in spec.workloads:
-            config = spec.config(workload)
-            bench = BenchSpec(
-                config=config,
+            bench = TrainBenchSpec(
+                config=spec.config(workload),
                 dataset=datasets[workload],
                 link_name=spec.link,
                 link=link,
                 rounds=spec.rounds,
-                workdir=out / "work" / workload,
+                workdir=session.workdir(workload),
                 checkpoints=spec.checkpoints,
                 schedule=spec.schedule,
             )
-            on_progress = bars.bar(workload, runs=spec.rounds * 3, steps=config.steps)
-            results.append(
-                run_bench(bench, on_progress=on_progress, on_status=bars.log, sites=sites)
-            )
+            session.run(bench, sites=sites)
     seconds = time.perf_counter() - started
-    report = write_report(
-        results, out, title=TITLE, command=command, extra={"demo_seconds": seconds}
+    report = session.report(
+        title=TITLE,
+        command=command,
+        table_title=f"{TITLE} ({spec.link}, {link.rtt * 1000:g} ms)",
+        extra={"demo_seconds": seconds},
     )
-    console.print(console_table(results, title=f"{TITLE} ({spec.link}, {link.rtt * 1000:g} ms)"))
     console.print(
         f"report: {report}  (plots and results.json beside it); took {seconds / 60:.1f} min"
     )
-    return DemoOutcome(results=results, report=report, seconds=seconds)
+    return DemoOutcome(results=session.results, report=report, seconds=seconds)

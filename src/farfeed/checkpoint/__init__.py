@@ -15,7 +15,7 @@ from __future__ import annotations
 from farfeed.checkpoint.api import CheckpointFallbackWarning, latest, list_checkpoints, load, save
 from farfeed.checkpoint.handle import SaveHandle
 from farfeed.checkpoint.manifest import CheckpointInfo
-from farfeed.checkpoint.plan import Transfer
+from farfeed.transfer.plan import Transfer
 
 __all__ = [
     "CheckpointFallbackWarning",

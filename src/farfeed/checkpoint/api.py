@@ -26,14 +26,14 @@ from farfeed.checkpoint.download import (
     read_manifest,
 )
 from farfeed.checkpoint.manifest import CheckpointInfo, Manifest, step_dir
-from farfeed.checkpoint.plan import Transfer
 from farfeed.checkpoint.scan import StepListing, scan_steps
 from farfeed.checkpoint.snapshot import take_snapshot
-from farfeed.checkpoint.sync import run_sync
 from farfeed.checkpoint.upload import upload
 from farfeed.errors import CheckpointError, ConfigError
 from farfeed.store import open_store
 from farfeed.store.base import Store, UploadResult
+from farfeed.transfer.plan import Transfer
+from farfeed.transfer.sync import run_sync
 
 
 class CheckpointFallbackWarning(UserWarning):

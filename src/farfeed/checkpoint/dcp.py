@@ -30,10 +30,10 @@ from torch.distributed.checkpoint.filesystem import (
     FileSystemWriter,
 )
 
-from farfeed.checkpoint.plan import Transfer
 from farfeed.errors import NotFoundError
 from farfeed.store import open_store
 from farfeed.store.base import Store, split_parts
+from farfeed.transfer.plan import Transfer
 
 T = TypeVar("T")
 

@@ -15,15 +15,16 @@ from typing import Any
 import torch
 import xxhash
 
-from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.manifest import MANIFEST, TENSORS, Manifest
-from farfeed.checkpoint.plan import Transfer
-from farfeed.checkpoint.retry import retrying
 from farfeed.checkpoint.scan import StepListing
-from farfeed.checkpoint.scatter import Scatter
 from farfeed.checkpoint.tree import unflatten
 from farfeed.errors import CheckpointError, FormatError, NotFoundError, StoreError, TransientError
+from farfeed.format import safetensors as stlayout
 from farfeed.store.base import Store
+from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import retrying
+from farfeed.transfer.safetensors import read_safetensors_header
+from farfeed.transfer.scatter import Scatter
 
 
 async def read_manifest(store: Store, listing: StepListing, *, where: str) -> Manifest:
@@ -60,20 +61,24 @@ async def read_header(
     ``probe``: the file's first bytes if already read (saves a round trip).
     """
     path = f"{listing.folder}/{man.data.path}"
-    head = probe if probe is not None else await _read(store, path, 0, _probe_size(man.data.size), where=where)
     try:
-        need = stlayout.header_length(head, where=where)
-        if need > len(head) and need <= man.data.size:
-            head += await _read(store, path, len(head), need - len(head), where=where)
-        header = stlayout.parse_header(head, where=where)
+        head, header = await read_safetensors_header(
+            store, path, size=man.data.size, where=where, probe=probe
+        )
     except FormatError as exc:
         raise CheckpointError(f"checkpoint {where}: bad tensor header: {exc}") from None
-    if header.file_size != man.data.size or len(header.entries) != man.tensors:
+    except NotFoundError:
+        raise CheckpointError(f"checkpoint {where}: {path} vanished while loading") from None
+    except TransientError:
+        raise
+    except StoreError as exc:
+        raise CheckpointError(f"checkpoint {where}: reading the tensor header failed: {exc}") from exc
+    if len(header.entries) != man.tensors:
         raise CheckpointError(
             f"checkpoint {where}: tensor header lists {len(header.entries)} tensors / {header.file_size} bytes, "
             f"manifest says {man.tensors} / {man.data.size}"
         )
-    return head[: header.data_start], header
+    return head, header
 
 
 def _probe_size(size: int) -> int:

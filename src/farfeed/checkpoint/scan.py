@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from farfeed.checkpoint.manifest import MANIFEST, parse_step_dir
-from farfeed.checkpoint.retry import retrying
 from farfeed.store.base import Store
+from farfeed.transfer.retry import retrying
 
 
 @dataclass(slots=True)

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 import xxhash
 
-from farfeed.checkpoint import stlayout
 from farfeed.checkpoint.tree import flatten
 from farfeed.errors import ConfigError
+from farfeed.format import safetensors as stlayout
 
 
 @dataclass(slots=True)

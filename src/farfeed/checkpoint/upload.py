@@ -27,12 +27,12 @@ from farfeed.checkpoint.manifest import (
     Manifest,
     step_dir,
 )
-from farfeed.checkpoint.plan import Transfer
-from farfeed.checkpoint.retry import ATTEMPTS, retrying
 from farfeed.checkpoint.scan import scan_steps
 from farfeed.checkpoint.snapshot import Snapshot
-from farfeed.errors import CheckpointError, StoreError, TransientError
+from farfeed.errors import CheckpointError, StoreError
 from farfeed.store.base import Store, UploadResult
+from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import UPLOAD_RESUMES, retrying
 
 log = logging.getLogger("farfeed.checkpoint")
 
@@ -104,17 +104,13 @@ async def send_parts(
     writer: Any = store.write_parts
     extra = {} if upload_id is None else {"upload_id": upload_id}
     try:
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                result: UploadResult = await writer(path, snap.parts(part_size), concurrency=concurrency, **extra)
-                upload_id = None  # committed: nothing to abort
-                return result
-            except TransientError as exc:
-                if attempt == ATTEMPTS:
-                    raise
-                log.warning("upload of %s interrupted (%s); retry %d of %d", path, exc, attempt, ATTEMPTS - 1)
-                await asyncio.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+        result: UploadResult = await retrying(
+            lambda: writer(path, snap.parts(part_size), concurrency=concurrency, **extra),
+            what=f"upload of {path}",
+            policy=UPLOAD_RESUMES,
+        )
+        upload_id = None  # committed: nothing to abort
+        return result
     finally:
         abort = getattr(store, "abort_upload", None)
         if upload_id is not None and callable(abort):

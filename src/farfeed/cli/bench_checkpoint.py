@@ -40,7 +40,7 @@ def checkpoint_bench(
     """Upload and download goodput of farfeed.checkpoint through the emulated link (vs its
     bandwidth), the emulator's headroom at each RTT, and the training stall per checkpoint
     (time save() blocks) vs the bare host-memory snapshot time."""
-    from farfeed.bench.checkpoint import CheckpointBench, format_report, run_bench
+    from farfeed.bench.checkpoint import CheckpointBench, format_report, run_checkpoint_bench
 
     try:
         rtts = tuple(float(p) for p in rtt_ms.split(",") if p.strip())
@@ -57,7 +57,7 @@ def checkpoint_bench(
         ceiling_seconds=ceiling_seconds,
         root=root,
     )
-    result = run_bench(cfg, say=lambda line: typer.echo(line, err=True))
+    result = run_checkpoint_bench(cfg, say=lambda line: typer.echo(line, err=True))
     typer.echo(format_report(result))
     if json_out is not None:
         result["command"] = (

@@ -34,24 +34,15 @@ def format_bench(
     ),
 ) -> None:
     """Measure pack throughput (MB/s of shards written) and index load time (median of 5)."""
+    from farfeed.bench.format.harness import format_bench_summary, run_format_bench
     from farfeed.errors import ConfigError
-    from farfeed.format.benchmark import run_format_bench
 
     if samples <= 0 or pack_images <= 0:
         raise ConfigError(
             f"--samples and --pack-images must be positive, got {samples!r}, {pack_images!r}"
         )
     result = run_format_bench(samples=samples, pack_images_count=pack_images, work_dir=work_dir)
-    pack, load = result["pack"], result["index_load"]
-    typer.echo(
-        f"pack images: {pack['images']:,} JPEGs, {pack['bytes'] / 1e6:,.1f} MB, median "
-        f"{pack['median_mb_per_s']:,.1f} MB/s ({pack['median_images_per_s']:,.0f} images/s) of 3 packs"
-    )
-    typer.echo(
-        f"index load: {load['samples']:,} samples, {load['index_bytes'] / 1e6:,.1f} MB index.npz, "
-        f"SampleIndex.load median {load['median_load_seconds'] * 1e3:,.0f} ms, "
-        f"from_bytes median {load['median_from_bytes_seconds'] * 1e3:,.0f} ms (5 runs)"
-    )
+    typer.echo(format_bench_summary(result))
     if json_out is not None:
         result["command"] = (
             f"farfeed bench format --samples {samples} --pack-images {pack_images} --json {json_out}"

@@ -89,7 +89,7 @@ def io_bench(
     gateway across `farfeed wan` at each RTT; print AU, AU relative to 0 ms, samples/s,
     stall, time to first batch and peak memory, for farfeed and a one-GET-per-sample
     PyTorch DataLoader."""
-    from farfeed.bench.io import IoBenchConfig, format_table, run_io_bench
+    from farfeed.bench.io.harness import IoBenchConfig, format_table, run_io_bench
 
     cfg = IoBenchConfig(
         rtts_ms=_numbers(rtt_ms, "--rtt-ms"),

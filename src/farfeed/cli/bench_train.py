@@ -5,7 +5,6 @@ farfeed bench train --workload resnet --link tokyo-fukuoka --steps 40 --json ben
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from enum import Enum
@@ -138,64 +137,21 @@ def bench_train(
     """
     from rich.console import Console
 
-    from farfeed.bench.demo_data import ensure_lora_base, ensure_sample_data
-    from farfeed.bench.report import console_table, write_report
-    from farfeed.bench.train_bench import BenchSpec, link_for, run_bench
-    from farfeed.bench.train_config import TrainConfig
-    from farfeed.bench.train_data import read_facts
-    from farfeed.bench.train_progress import TrainProgress
-    from farfeed.errors import ConfigError
+    from farfeed.bench.train.config import TrainConfig
+    from farfeed.bench.train.session import bench_workload
 
-    console = Console()
-    out = out.resolve()
-    link_name, remote, sweep = link_for(link, rtt_ms)
-    if remote_url is not None:
-        if data is None:
-            raise ConfigError("--remote-url needs --data: the local copy of the same dataset")
-        link_name = f"real ({remote_url})"
-    gpu = device is Device.cuda
-    if gpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
-    default_batch = {"resnet": 256, "llm": 8}[workload.value] if gpu else None
-    with TrainProgress(console, enabled=progress) as bars:
-        if data is None:
-            data = ensure_sample_data(
-                out / "storage", workloads=(workload.value,), on_status=bars.log
-            )[workload.value]
-        lora_base = None
-        if lora:
-            vocab = read_facts(str(data)).vocab_size
-            lora_base = ensure_lora_base(
-                data.resolve().parent, size=model_size, vocab_size=vocab, seq_len=seq_len
-            )
-        config = TrainConfig(
-            workload=workload.value, steps=steps, warmup_steps=min(warmup_steps, steps - 1),
-            batch_size=batch_size or default_batch, seed=seed, device=device.value, threads=threads,
-            num_workers=workers, lr=lr, arch=arch, image_size=image_size, model_size=model_size,
-            seq_len=seq_len, lora_base=lora_base, checkpoint_every=checkpoint_every,
-        )  # fmt: skip
-        spec = BenchSpec(
-            config=config, dataset=data, link_name=link_name, link=remote, sweep_rtts=sweep,
-            rounds=rounds, nproc=nproc, checkpoints=checkpoints, workdir=out / "work" / workload.value,
-            remote_url=remote_url, schedule=schedule.value,
-        )  # fmt: skip
-        placements = 3 + len(sweep)
-        on_progress = bars.bar(workload.value, runs=rounds * placements, steps=steps)
-        result = run_bench(spec, on_progress=on_progress, on_status=bars.log)
-    command = "farfeed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = write_report(
-        [result], out, title=f"farfeed bench train: {workload.value}", command=command
-    )
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=1))
-    console.print(
-        console_table([result], title=f"{workload.value}: local vs near vs remote ({link_name})")
-    )
-    console.print(f"report: {report}" + (f"; JSON: {json_out}" if json_out else ""))
+    config = TrainConfig(
+        workload=workload.value, steps=steps, warmup_steps=min(warmup_steps, steps - 1),
+        batch_size=batch_size, seed=seed, device=device.value, threads=threads,
+        num_workers=workers, lr=lr, arch=arch, image_size=image_size, model_size=model_size,
+        seq_len=seq_len, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
+    bench_workload(
+        config, out=out, console=Console(), data=data, link=link, rtt_ms=rtt_ms,
+        remote_url=remote_url, lora=lora, rounds=rounds, nproc=nproc, checkpoints=checkpoints,
+        schedule=schedule.value, json_out=json_out, progress=progress,
+        command="farfeed " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -48,7 +48,7 @@ def wan_bench(
 ) -> None:
     """Measure what the emulator carries (no bandwidth cap, large window) and its CPU
     seconds per GB, against the same load without it ("direct")."""
-    from farfeed.wan.ceiling import measure_ceiling, median_run
+    from farfeed.bench.wan import format_ceilings, measure_ceilings
 
     rtts: list[float | None] = [None] + [ms / 1000 for ms in _numbers(rtt_ms, "--rtt-ms", float)]
     conns = _numbers(connections, "--connections", int)
@@ -57,19 +57,10 @@ def wan_bench(
             f"need connections >= 1, --repeats >= 1, --seconds > 0, --window-mib >= 1; got "
             f"{connections!r}, {repeats!r}, {seconds!r}, {window_mib!r}"
         )
-    configs = [(rtt, n) for rtt in rtts for n in conns]
-    runs: dict[tuple[float | None, int], list[Any]] = {c: [] for c in configs}
-    for _ in range(repeats):  # interleaved, so a noisy moment hits every configuration alike
-        for rtt, n in configs:
-            runs[(rtt, n)].append(
-                measure_ceiling(rtt=rtt, connections=n, seconds=seconds, window=window_mib << 20)
-            )
-    results = [median_run(runs[c]) for c in configs]
-    typer.echo(f"{'path':>14} {'conns':>5} {'GB/s':>7} {'CPU s/GB':>9}   (medians of {repeats})")
-    for r in results:
-        path = "direct" if r["rtt"] is None else f"wan {r['rtt'] * 1000:g} ms"
-        cpu = "-" if r["cpu_per_gb"] is None else f"{r['cpu_per_gb']:.2f}"
-        typer.echo(f"{path:>14} {r['connections']:>5} {r['throughput'] / 1e9:>7.2f} {cpu:>9}")
+    results = measure_ceilings(
+        rtts=rtts, connections=conns, seconds=seconds, repeats=repeats, window=window_mib << 20
+    )
+    typer.echo(format_ceilings(results, repeats=repeats))
     if json_out is not None:
         report = {
             "command": (

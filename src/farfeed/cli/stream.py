@@ -61,8 +61,8 @@ def stream(
     from rich.console import Console
     from rich.table import Table
 
+    from farfeed.bench.stream import stream_dataset
     from farfeed.errors import ConfigError, IntegrityError
-    from farfeed.store.stream import stream_dataset
 
     if ca_file and insecure:
         raise ConfigError("give --ca-file or --insecure, not both")

@@ -10,8 +10,8 @@ from typing import Any
 import typer
 
 from farfeed.errors import ConfigError
+from farfeed.wan import parse_address
 from farfeed.wan.link import EQUIPMENT_MS, FIBRE_S_PER_KM, PRESETS, Link, preset_table
-from farfeed.wan.runner import parse_address
 from farfeed.wan.serve import run_wan
 
 HELP = f"""Emulate a long-distance link: a TCP proxy from --listen to --upstream.

@@ -1,12 +1,13 @@
 """farfeed.format: tar shards + index (images, WebDataset) and token corpora; spec in README.md.
 
 Writers (`pack_images`, `pack_text`, `index_webdataset`, sample data) run at the storage
-site; readers (`SampleIndex`, `TokenIndex`, `read_index`) are what the loader uses.
+site; readers (`SampleIndex`, `TokenIndex`, `load_index`) are what the loader uses; it reads
+them through a store with `farfeed.loader.index.read_index`.
 """
 
 from __future__ import annotations
 
-from farfeed.format.load import load_index, read_index
+from farfeed.format.load import load_index
 from farfeed.format.meta import DATASET_JSON, FORMAT_VERSION, INDEX_FILE, DatasetMeta, parse_size
 from farfeed.format.pack_images import pack_images
 from farfeed.format.pack_text import pack_text
@@ -32,5 +33,4 @@ __all__ = [
     "pack_images",
     "pack_text",
     "parse_size",
-    "read_index",
 ]

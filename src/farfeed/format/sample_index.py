@@ -6,20 +6,15 @@ Loading is a handful of numpy arrays (no Python object per sample), so the index
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xxhash
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError
-from farfeed.format.meta import DATASET_JSON, DatasetMeta
-from farfeed.store.base import ByteRange
-
-Buffer = bytes | bytearray | memoryview
+from farfeed.format.meta import DatasetMeta
+from farfeed.format.npz_index import Buffer, NpzIndex
 
 SAMPLE_ARRAYS = {
     "shard": np.uint32,
@@ -36,29 +31,7 @@ SAMPLE_ARRAYS = {
 }
 
 
-def load_npz(source: Path | bytes, names: dict[str, Any], *, where: str) -> dict[str, np.ndarray]:
-    """Read the named arrays from an npz (path or bytes) and check their dtypes."""
-    try:
-        with np.load(io.BytesIO(source) if isinstance(source, bytes) else source,
-                     allow_pickle=False) as npz:  # fmt: skip
-            missing = sorted(set(names) - set(npz.files))
-            if missing:
-                raise FormatError(f"{where}: missing arrays {missing}")
-            arrays = {name: npz[name] for name in names}
-    except FormatError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"{where}: not a readable npz file ({exc})") from None
-    for name, dtype in names.items():
-        arr = arrays[name]
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, dtype):
-            raise FormatError(
-                f"{where}: array {name!r} has dtype {arr.dtype}{arr.shape}, expected 1-D {np.dtype(dtype).name}"
-            )
-    return arrays
-
-
-class SampleIndex:
+class SampleIndex(NpzIndex):
     """Every sample's shard, span (offset, size), checksum, label, split, key and members."""
 
     shard: np.ndarray
@@ -72,6 +45,8 @@ class SampleIndex:
     member_ext: np.ndarray
     member_offset: np.ndarray
     member_size: np.ndarray
+
+    ARRAYS = SAMPLE_ARRAYS
 
     def __init__(self, meta: DatasetMeta, arrays: dict[str, np.ndarray]) -> None:
         if meta.kind not in ("images", "webdataset"):
@@ -116,21 +91,6 @@ class SampleIndex:
             bad = int(np.argmax(self.offset + self.size > shard_bytes[self.shard]))
             raise FormatError(f"{where}: sample {bad}'s span ends past the end of its shard")
 
-    @classmethod
-    def from_bytes(cls, meta_json: bytes, index_npz: bytes) -> SampleIndex:
-        """Build from the bytes of dataset.json and index.npz (as fetched from any store)."""
-        meta = DatasetMeta.from_json(meta_json)
-        return cls(meta, load_npz(bytes(index_npz), SAMPLE_ARRAYS, where=meta.index))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> SampleIndex:
-        """Load the index of a dataset folder on local disk."""
-        directory = Path(directory)
-        meta = DatasetMeta.from_json(_read(directory / DATASET_JSON))
-        return cls(
-            meta, load_npz(directory / meta.index, SAMPLE_ARRAYS, where=str(directory / meta.index))
-        )
-
     def __len__(self) -> int:
         return len(self.shard)
 
@@ -156,8 +116,8 @@ class SampleIndex:
         i = self._check_id(i)
         return self.shard_names[int(self.shard[i])], int(self.offset[i]), int(self.size[i])
 
-    def byte_ranges(self, ids: Sequence[int] | np.ndarray) -> list[ByteRange]:
-        """The spans of many samples as `ByteRange`s, in the order given (for `Store.read_many`)."""
+    def spans(self, ids: Sequence[int] | np.ndarray) -> list[tuple[str, int, int]]:
+        """(shard name, offset, size) of many samples, in the order given."""
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= len(self)):
             raise ConfigError(
@@ -165,7 +125,7 @@ class SampleIndex:
             )
         names = self.shard_names
         return [
-            ByteRange(names[s], o, n)
+            (names[s], o, n)
             for s, o, n in zip(
                 self.shard[ids].tolist(),
                 self.offset[ids].tolist(),
@@ -214,12 +174,3 @@ class SampleIndex:
     def class_names(self) -> list[str]:
         """Class names (label = position), empty when the dataset has none."""
         return list(self.meta.classes)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{path.parent} is not a farfeed dataset: no {path.name}") from None
-    except OSError as exc:
-        raise FormatError(f"cannot read {path}: {exc}") from None

@@ -7,7 +7,6 @@ chunks can be verified.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import xxhash
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError
 from farfeed.format.meta import DATASET_JSON, DatasetMeta
-from farfeed.format.sample_index import Buffer, _read, load_npz
+from farfeed.format.npz_index import Buffer, NpzIndex
 
 TOKEN_ARRAYS = {
     "doc_file": np.uint32,
@@ -28,7 +27,7 @@ TOKEN_ARRAYS = {
 DTYPES: dict[str, np.dtype] = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 
 
-class TokenIndex:
+class TokenIndex(NpzIndex):
     """Documents (file, start token, length) and per-chunk checksums of a token corpus."""
 
     doc_file: np.ndarray
@@ -37,6 +36,8 @@ class TokenIndex:
     chunk_checksum: np.ndarray
     file_chunk_start: np.ndarray
     file_tokens: np.ndarray
+
+    ARRAYS = TOKEN_ARRAYS
 
     def __init__(self, meta: DatasetMeta, arrays: dict[str, np.ndarray]) -> None:
         if meta.kind != "tokens":
@@ -78,21 +79,6 @@ class TokenIndex:
         sizes = np.asarray(self.meta.shard_bytes, dtype=np.uint64)
         if not np.array_equal(sizes, self.file_tokens * np.uint64(self.dtype.itemsize)):
             raise FormatError("token index: shard_bytes do not match file_tokens")
-
-    @classmethod
-    def from_bytes(cls, meta_json: bytes, index_npz: bytes) -> TokenIndex:
-        """Build from the bytes of dataset.json and index.npz (as fetched from any store)."""
-        meta = DatasetMeta.from_json(meta_json)
-        return cls(meta, load_npz(bytes(index_npz), TOKEN_ARRAYS, where=meta.index))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> TokenIndex:
-        """Load the index of a token corpus folder on local disk."""
-        directory = Path(directory)
-        meta = DatasetMeta.from_json(_read(directory / DATASET_JSON))
-        return cls(
-            meta, load_npz(directory / meta.index, TOKEN_ARRAYS, where=str(directory / meta.index))
-        )
 
     def __repr__(self) -> str:
         return (f"TokenIndex(tokens={self.num_tokens()}, documents={self.num_documents()}, "
@@ -146,12 +132,6 @@ class TokenIndex:
         digest = xxhash.xxh64_intdigest(data)
         if digest != int(self.chunk_checksum[c]):
             raise IntegrityError(f"{where}: xxh64 {digest:016x} does not match the index")
-
-    def decode_chunk(self, data: Buffer) -> np.ndarray:
-        """Token ids of a range read (a read-only view, native byte order)."""
-        return np.frombuffer(data, dtype=self.dtype).astype(
-            self.dtype.newbyteorder("="), copy=False
-        )
 
     def split_doc_range(self, split: str) -> tuple[int, int]:
         """Documents [first, stop) of a split ("train": all but the last ~2 %, "val": those)."""

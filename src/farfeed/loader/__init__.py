@@ -17,7 +17,23 @@ contract and the memory budget.
 
 from __future__ import annotations
 
-from farfeed.loader.dataloader import DataLoader
-from farfeed.loader.dataset import Dataset
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from farfeed.loader.dataloader import DataLoader
+    from farfeed.loader.dataset import Dataset
 
 __all__ = ["DataLoader", "Dataset"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import torch only with the torch parts: `farfeed.loader.index` works without it."""
+    if name == "Dataset":
+        from farfeed.loader.dataset import Dataset
+
+        return Dataset
+    if name == "DataLoader":
+        from farfeed.loader.dataloader import DataLoader
+
+        return DataLoader
+    raise AttributeError(f"module 'farfeed.loader' has no attribute {name!r}")

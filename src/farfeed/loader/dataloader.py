@@ -57,8 +57,7 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             )
         if kwargs.get("in_order") is False:
             raise ConfigError("in_order=False is not supported: positions count batches in order")
-        dataset.batch_size = batch_size
-        dataset._loader_owned = True
+        dataset.attach_loader(batch_size=batch_size)
         super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, **kwargs)
         self._ds = dataset
         self._consumed = 0
@@ -67,11 +66,11 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         ds = self._ds
-        base = ds._start
+        base = ds.resume_position
         self._epoch, self._consumed, self._wait = ds.epoch, base, 0.0
-        ds._shared.reset()
+        ds.reset_stats()
         inner = super().__iter__()  # worker processes start here, with the resume point
-        ds._start = 0  # used once
+        ds.resume_position_used()
         return self._count(inner, base)
 
     def _count(self, inner: Iterator[Any], base: int) -> Iterator[Any]:
@@ -111,11 +110,11 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
 
     def state_dict(self) -> dict[str, Any]:
         """Exact position: the next batch after a resume is the one this loop would get next."""
-        state = self._ds._state(self._consumed)
+        state = self._ds.state_at(self._consumed)
         state["epoch"] = self._epoch
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume from `state_dict` (same or another num_workers or world size)."""
         self._ds.load_state_dict(state)
-        self._epoch, self._consumed = self._ds.epoch, self._ds._start
+        self._epoch, self._consumed = self._ds.epoch, self._ds.resume_position

@@ -12,9 +12,9 @@ from typing import Any
 from torch.utils.data import IterableDataset
 
 from farfeed.errors import ConfigError
+from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import image_transform
-from farfeed.loader.pipeline import Pipeline, in_main_process
-from farfeed.loader.reader import FetchConfig
+from farfeed.loader.pipeline import Pipeline, in_main_process, make_decoder
 from farfeed.loader.sampler import UNEVEN_RULES, Sampler, worker_stream
 from farfeed.loader.source import open_source
 from farfeed.loader.stats import SharedStats
@@ -92,7 +92,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self.batch_size = batch_size
         self.progress = progress
         self.world = World.for_rank(rank=rank, world_size=world_size)
-        self.fetch_config = FetchConfig(
+        config = FetchConfig(
             urls=(url, *replicas),
             token=token,
             store_options=dict(store_options or {}),
@@ -100,9 +100,10 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             retries=retries,
             verify=verify,
         )
-        # The index is fetched once here, before any fork, and travels with the object.
-        self.source = open_source(
-            self.fetch_config, split=split, seq_len=seq_len, tokens=decode == "tokens"
+        # The index is fetched once here, before any fork, and travels with the object
+        # (so does what opening the store learned, in fetch_config.gateway_info).
+        self.source, self.fetch_config = open_source(
+            config, split=split, seq_len=seq_len, tokens=decode == "tokens"
         )
         self.sampler = Sampler(self.source.ids, seed=seed, shuffle=shuffle, uneven=uneven)
         self.epoch = 0
@@ -137,7 +138,18 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._start = 0  # a resume point is used once
         rank_ids = self.sampler.rank_stream(self.epoch, world, consumed=start)
         ids = worker_stream(rank_ids, world, batch_size=self.batch_size)  # the explicit split
-        pipeline = Pipeline(self, ids, world=world)
+        decode = make_decoder(
+            self.source, self.decode, image_size=self.image_size, train=self.train
+        )
+        pipeline = Pipeline(
+            ids,
+            source=self.source,
+            decode=decode,
+            config=self.fetch_config,
+            batch_size=self.batch_size,
+            stats=self._shared,
+            world=world,
+        )
         in_process = world.num_workers == 1 and in_main_process()
         self._consumed = start
         return self._track(pipeline, start) if in_process else iter(pipeline)
@@ -169,9 +181,11 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
     def state_dict(self) -> dict[str, Any]:
         """Exact position in the epoch (of an in-process iteration; with DataLoader workers
         use `farfeed.loader.DataLoader.state_dict`, which counts delivered batches)."""
-        return self._state(self._consumed)
+        return self.state_at(self._consumed)
 
-    def _state(self, consumed: int) -> dict[str, Any]:
+    def state_at(self, consumed: int) -> dict[str, Any]:
+        """The state of this epoch after ``consumed`` samples of the global order (what
+        `state_dict` returns at that point; `farfeed.loader.DataLoader` counts them)."""
         return {
             "version": STATE_VERSION,
             "epoch": self.epoch,
@@ -191,7 +205,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         """
         if state.get("version") != STATE_VERSION:
             raise ConfigError(f"unknown loader state version {state.get('version')!r}")
-        mine = self._state(0)
+        mine = self.state_at(0)
         for key in ("num_samples", "seed", "shuffle", "uneven", "split"):
             if state.get(key) != mine[key]:
                 raise ConfigError(
@@ -204,12 +218,33 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._start = consumed
         self._consumed = consumed
 
+    @property
+    def resume_position(self) -> int:
+        """Where the next iteration starts in this epoch's global order: 0, or the position
+        `load_state_dict` restored (used by one iteration, then back to 0)."""
+        return self._start
+
+    def resume_position_used(self) -> None:
+        """The next iteration has started from `resume_position`: later ones start at 0.
+        (`farfeed.loader.DataLoader` calls this once its workers hold their copy.)"""
+        self._start = 0
+
+    def attach_loader(self, *, batch_size: int) -> None:
+        """Called by `farfeed.loader.DataLoader`: workers take whole batches of
+        ``batch_size`` in turn, and the loader (not the Dataset) shows progress."""
+        self.batch_size = batch_size
+        self._loader_owned = True
+
     # -- stats ---------------------------------------------------------------------------
 
     def stats(self) -> dict[str, float]:
         """samples_per_s, bytes_per_s, rtt_s, bytes_in_flight, stall_s, retries, ...
         summed over this rank's DataLoader workers (live while iterating)."""
         return self._shared.summary()
+
+    def reset_stats(self) -> None:
+        """Zero the counters behind `stats` (a new epoch of a `farfeed.loader.DataLoader`)."""
+        self._shared.reset()
 
 
 def _check_store_options(options: Mapping[str, Any] | None) -> None:

@@ -13,11 +13,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
+from farfeed.loader.config import FetchConfig
 from farfeed.loader.flow import Window
 from farfeed.loader.planner import Planner, Request
-from farfeed.loader.reader import FetchConfig, RangeReader
+from farfeed.loader.reader import RangeReader
 from farfeed.loader.replicas import Replicas
 from farfeed.loader.stats import WorkerStats
 
@@ -38,9 +38,7 @@ class FetchEngine:
         check: Callable[[int, bytes], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
-        gateway_info: dict[str, Any] | None = None,
     ) -> None:
-        self._gateway_info = gateway_info or {}
         self._planner = planner
         self._config = config
         self._window = window
@@ -136,9 +134,7 @@ class FetchEngine:
         self._wake = wake = asyncio.Event()
         self._loop = loop
         cfg = self._config
-        replicas = Replicas(
-            cfg.urls, token=cfg.token, options=cfg.store_options, gateway_info=self._gateway_info
-        )
+        replicas = Replicas(cfg)
         reader = RangeReader(
             replicas,
             config=cfg,

@@ -10,22 +10,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import decode_image_sample, image_transform
 from farfeed.loader.engine import FetchEngine
 from farfeed.loader.flow import MIN_REQUEST, Window
 from farfeed.loader.planner import Planner
-from farfeed.loader.stats import WorkerStats
+from farfeed.loader.source import Source
+from farfeed.loader.stats import SharedStats, WorkerStats
 from farfeed.loader.world import World
-
-if TYPE_CHECKING:
-    from farfeed.loader.dataset import Dataset
-    from farfeed.loader.source import Source
-
 
 #: GIL switch interval in DataLoader workers, seconds (Python's default is 0.005).
 WORKER_SWITCH_INTERVAL = 0.0005
@@ -38,17 +35,16 @@ def in_main_process() -> bool:
     return get_worker_info() is None
 
 
-def make_decoder(ds: Dataset) -> Callable[[int, bytes], Any]:
-    """The per-sample decode step chosen by ``ds.decode``."""
-    source = ds.source
-    if ds.decode == "raw":
+def make_decoder(
+    source: Source, decode: str | Callable[[dict[str, Any]], Any], *, image_size: int, train: bool
+) -> Callable[[int, bytes], Any]:
+    """The per-sample decode step chosen by ``decode`` (see `farfeed.Dataset`)."""
+    if decode in ("raw", "tokens"):  # a TokenSource unpacks to (input_ids, labels)
         return source.unpack
-    if ds.decode == "tokens":
-        return source.unpack  # a TokenSource unpacks to (input_ids, labels)
-    if ds.decode == "image":
-        transform = image_transform(ds.image_size, train=ds.train)
+    if decode == "image":
+        transform = image_transform(image_size, train=train)
         return lambda i, data: decode_image_sample(source.unpack(i, data), transform)
-    user = ds.decode
+    user = decode
     assert callable(user)
     return lambda i, data: user(source.unpack(i, data))
 
@@ -56,15 +52,28 @@ def make_decoder(ds: Dataset) -> Callable[[int, bytes], Any]:
 class Pipeline:
     """Yields this worker's samples in order; stops its engine when done or abandoned."""
 
-    def __init__(self, ds: Dataset, ids: npt.NDArray[np.int64], *, world: World) -> None:
-        self._ds = ds
+    def __init__(
+        self,
+        ids: npt.NDArray[np.int64],
+        *,
+        source: Source,
+        decode: Callable[[int, bytes], Any],
+        config: FetchConfig,
+        batch_size: int,
+        stats: SharedStats,
+        world: World,
+    ) -> None:
         self._ids = ids
+        self._source = source
+        self._decode = decode
+        self._config = config
+        self._batch_size = batch_size
+        self._shared = stats
         self._world = world
 
     def __iter__(self) -> Iterator[Any]:
-        ds, world = self._ds, self._world
-        source: Source = ds.source
-        stats = ds._shared.worker(world.worker)
+        source, world = self._source, self._world
+        stats = self._shared.worker(world.worker)
         stats.start()
         if not in_main_process():
             # This process only serves the DataLoader. Its fetch thread holds the GIL in
@@ -73,23 +82,22 @@ class Pipeline:
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
         if len(self._ids) == 0:
             return
-        budget = max(1, ds.fetch_config.memory_budget // world.num_workers)
-        first = min(budget // 4, max(MIN_REQUEST, ds.batch_size * source.mean_bytes))
+        budget = max(1, self._config.memory_budget // world.num_workers)
+        first = min(budget // 4, max(MIN_REQUEST, self._batch_size * source.mean_bytes))
         window = Window(budget=budget, first_request=max(1, first))
         # Exact neighbours and repeats merge here; stores without batch-get (HTTP, S3)
         # also merge near neighbours into one range GET themselves.
         planner = Planner(self._ids, source.span, gap=0)
-        decode = make_decoder(ds)
+        decode = self._decode
         if world.worker > 0:  # let the previous worker's first batch have the link first
-            _wait_for_first_batch(ds._shared.worker(world.worker - 1), timeout=1.0)
+            _wait_for_first_batch(self._shared.worker(world.worker - 1), timeout=1.0)
         engine = FetchEngine(
             planner,
-            config=ds.fetch_config,
+            config=self._config,
             window=window,
             check=source.check,
             describe=source.describe,
             stats=stats,
-            gateway_info=source.gateway_info,
         ).start()
         add = stats.add
         try:

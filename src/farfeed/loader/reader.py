@@ -10,30 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from farfeed.errors import IntegrityError, StoreError, TransientError
+from farfeed.loader.config import FetchConfig
 from farfeed.loader.flow import Window
-from farfeed.loader.replicas import Replicas, backoff
+from farfeed.loader.replicas import Replicas
 from farfeed.loader.stats import WorkerStats
 from farfeed.store.base import ByteRange
-
-
-@dataclass(frozen=True, slots=True)
-class FetchConfig:
-    """How to reach the data: URLs (primary first, then replicas) and fetch settings.
-
-    >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"))
-    """
-
-    urls: tuple[str, ...]
-    token: str | None = None
-    store_options: dict[str, Any] = field(default_factory=dict)
-    memory_budget: int = 512 * 2**20
-    retries: int = 8
-    verify: bool = True
-    timeout: float = 60.0  # seconds with no progress on a request before it is retried
 
 
 class RangeReader:
@@ -60,7 +44,7 @@ class RangeReader:
         """Fetch one sample again until its checksum holds; never deliver bad bytes."""
         for attempt in range(1, self._config.retries + 2):
             self._stats.add("refetches")
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(self._config.retry.delay(attempt))
             [blob] = await self.read([span], lambda: self._describe(i))
             if self._check(i, blob):
                 return blob
@@ -93,7 +77,7 @@ class RangeReader:
                         f"{what()}: gave up after {attempt} attempts, last cause: {cause}",
                         url=None if named else replicas.urls[idx],
                     ) from exc
-                await asyncio.sleep(backoff(attempt))
+                await asyncio.sleep(self._config.retry.delay(attempt))
             except StoreError as exc:  # not found, access denied, bad request: not retried
                 raise type(exc)(f"{what()}: {exc}") from exc
 

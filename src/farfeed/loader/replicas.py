@@ -1,44 +1,27 @@
-"""Retry and failover: the primary URL and its replicas, and the backoff between tries.
+"""Failover: the primary URL and its replicas, and which one reads go to now.
 
 Stores are opened lazily inside the fetch engine's event loop (so after fork, one
-pool per worker). Two failures in a row on the active URL switch to the next one.
+pool per worker), through `open_store` like every other store. Two failures in a row
+on the active URL switch to the next one.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 from farfeed.errors import StoreError
-from farfeed.store import GatewayStore, StoreOptions, open_store
+from farfeed.loader.config import FetchConfig
+from farfeed.store import open_store
 from farfeed.store.base import Store
 
 #: Consecutive failures on one URL before the next replica is tried.
 FAILOVER_AFTER = 2
 
 
-def backoff(attempt: int, *, base: float = 0.05, cap: float = 2.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential, full jitter."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + random.random() * ceiling / 2
-
-
 class Replicas:
     """The URLs one dataset is served at; hands out the active store and fails over."""
 
-    def __init__(
-        self,
-        urls: Sequence[str],
-        *,
-        token: str | None,
-        options: Mapping[str, Any],
-        gateway_info: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.urls = tuple(urls)
-        self._gateway_info = dict(gateway_info or {})
-        self._token = token
-        self._options = dict(options)
+    def __init__(self, config: FetchConfig) -> None:
+        self.urls = config.urls
+        self._config = config
         self._stores: dict[int, Store] = {}
         self._active = 0
         self._failures = 0
@@ -57,12 +40,13 @@ class Replicas:
         """The store of URL ``idx``, opened on first use."""
         if idx not in self._stores:
             url = self.urls[idx]
-            info = self._gateway_info.get(url)
-            if info is not None:  # known to be a gateway: no probe
-                options = StoreOptions(token=self._token, **self._options)
-                self._stores[idx] = GatewayStore(url, options=options, info=info)
-            else:
-                self._stores[idx] = await open_store(url, token=self._token, **self._options)
+            cfg = self._config
+            self._stores[idx] = await open_store(
+                url,
+                token=cfg.token,
+                gateway_info=cfg.gateway_info.get(url),  # known gateway: no probe
+                **cfg.store_options,
+            )
         return self._stores[idx]
 
     def failed(self, idx: int) -> bool:

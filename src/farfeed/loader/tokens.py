@@ -22,9 +22,7 @@ from farfeed.store.base import ByteRange
 class TokenSource:
     """Windows of a `farfeed.format.TokenIndex` split, as loader samples."""
 
-    def __init__(
-        self, index: Any, *, split: str, seq_len: int, url: str, native_batch: bool
-    ) -> None:
+    def __init__(self, index: Any, *, split: str, seq_len: int, url: str) -> None:
         if seq_len < 1:
             raise ConfigError(f"seq_len must be >= 1, got {seq_len!r}")
         segments = index.split_token_range(split)
@@ -43,8 +41,6 @@ class TokenSource:
         self.index = index
         self.seq_len = seq_len
         self.url = url
-        self.native_batch = native_batch
-        self.gateway_info: dict[str, Any] = {}
         self.mean_bytes = max(1, self.span(0).length)
 
     def _chunks(self, i: int) -> tuple[int, int, int, int]:

@@ -48,9 +48,3 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
     except NotADirectoryError:
         pass  # a parent is a file: the object cannot exist
     return web.Response(status=204)
-
-
-@needs("write")
-async def refuse_write(request: web.Request) -> web.StreamResponse:
-    """Writes to API names (``POST /x`` and such) are not part of the protocol."""
-    raise ApiError(405, f"{request.method} is not allowed on {request.path}", headers={"Allow": "GET, HEAD, PUT, DELETE"})

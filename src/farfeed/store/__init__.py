@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from farfeed.store.gateway import GatewayStore
     from farfeed.store.http import HttpStore
     from farfeed.store.s3 import S3Store
-    from farfeed.store.stream import StreamReport, stream_dataset
 
 __all__ = [
     "SCHEMES",
@@ -35,18 +34,14 @@ __all__ = [
     "S3Store",
     "Store",
     "StoreOptions",
-    "StreamReport",
     "UploadResult",
     "open_store",
-    "stream_dataset",
 ]
 
 _LAZY = {
     "GatewayStore": "farfeed.store.gateway",
     "HttpStore": "farfeed.store.http",
     "S3Store": "farfeed.store.s3",
-    "StreamReport": "farfeed.store.stream",
-    "stream_dataset": "farfeed.store.stream",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from farfeed.store.base import Chunk
 
 
-class Window:
+class PartUploads:
     """At most ``limit`` part uploads in flight. The first failure is raised, and every task's
     outcome is retrieved (no "Task exception was never retrieved" for the others)."""
 

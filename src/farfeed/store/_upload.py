@@ -18,7 +18,7 @@ import xxhash
 
 from farfeed.errors import ConfigError, StoreError
 from farfeed.store._http import HttpClient, check_status, translated
-from farfeed.store._parts import Window, adopted_part_size, peek, recut
+from farfeed.store._parts import PartUploads, adopted_part_size, peek, recut
 from farfeed.store._paths import clean_relpath
 from farfeed.store.base import Chunk, Parts, Store, UploadResult, aiter_parts
 from farfeed.store.options import StoreOptions
@@ -70,7 +70,7 @@ class GatewayUploads(Store):
             part_size = self._fresh.pop(upload_id)
         else:
             part_size, held = await self._held_parts(upload_id, full)
-        window = Window(concurrency)
+        window = PartUploads(concurrency)
         digest = xxhash.xxh64()
         size = count = skipped = 0
         try:

@@ -16,7 +16,7 @@ import abc
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Union
+from typing import Any, Union
 
 #: What `Store.write` and `Store.write_parts` accept: any contiguous bytes-like object.
 Chunk = Union[bytes, bytearray, memoryview]
@@ -91,6 +91,13 @@ class Store(abc.ABC):
     #: True when `read_many` is served by one round trip for many ranges (the gateway's
     #: batch-get); False when it is emulated with concurrent range reads.
     native_batch: bool = False
+
+    @property
+    def gateway_info(self) -> dict[str, Any] | None:
+        """A farfeed gateway's ``/_farfeed/info`` as learned when this store was opened; pass
+        it to `open_store` (``gateway_info=``) to open the same URL again without a probe.
+        None for every other backend."""
+        return None
 
     @abc.abstractmethod
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:

@@ -80,6 +80,10 @@ class GatewayStore(GatewayUploads):
         self._info = info
         self._fresh = {}
 
+    @property
+    def gateway_info(self) -> dict[str, Any] | None:
+        return self._info
+
     async def info(self) -> dict[str, Any]:
         """The gateway's ``/_farfeed/info`` (limits of batch-get), fetched once."""
         if self._info is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -15,13 +15,17 @@ from farfeed.store.base import Store
 from farfeed.store.local import LocalStore
 from farfeed.store.options import StoreOptions
 
+#: A gateway's ``/_farfeed/info`` when already known (`Store.gateway_info`), else None.
+GatewayInfo = Mapping[str, Any] | None
 
-async def _open_local(url: str, options: StoreOptions) -> Store:
+
+async def _open_local(url: str, options: StoreOptions, gateway_info: GatewayInfo) -> Store:
     return LocalStore(url)
 
 
-async def _open_http(url: str, options: StoreOptions) -> Store:
-    """A farfeed gateway if ``GET /_farfeed/info`` says so, else a static HTTP server.
+async def _open_http(url: str, options: StoreOptions, gateway_info: GatewayInfo) -> Store:
+    """A farfeed gateway if ``GET /_farfeed/info`` says so (or ``gateway_info`` is already
+    known), else a static HTTP server.
 
     A token may ride in the URL (``http://:TOKEN@host:8470/imagenet``) when not passed.
     """
@@ -33,13 +37,13 @@ async def _open_http(url: str, options: StoreOptions) -> Store:
     if in_url and options.token is None:
         options = replace(options, token=in_url)
 
-    info = await probe_gateway(url, options)
+    info = dict(gateway_info) if gateway_info is not None else await probe_gateway(url, options)
     if info is not None:
         return GatewayStore(url, options=options, info=info)
     return HttpStore(url, options=options)
 
 
-async def _open_s3(url: str, options: StoreOptions) -> Store:
+async def _open_s3(url: str, options: StoreOptions, gateway_info: GatewayInfo) -> Store:
     """``s3://BUCKET/PREFIX``; keys may ride in the URL (``s3://KEY:SECRET@BUCKET/...``)."""
     from farfeed.store.s3 import S3Store
 
@@ -52,7 +56,7 @@ async def _open_s3(url: str, options: StoreOptions) -> Store:
     return S3Store(url, options=options)
 
 
-Opener = Callable[[str, StoreOptions], Awaitable[Store]]
+Opener = Callable[[str, StoreOptions, GatewayInfo], Awaitable[Store]]
 
 #: URL scheme -> opener. "" is a plain local path.
 SCHEMES: dict[str, Opener] = {
@@ -68,15 +72,18 @@ class StoreOpening:
     """What `open_store` returns: ``await`` it for the store, or use it with ``async with``
     (the store is closed at the end of the block)."""
 
-    def __init__(self, url: str, options: StoreOptions, opener: Opener) -> None:
+    def __init__(
+        self, url: str, options: StoreOptions, opener: Opener, gateway_info: GatewayInfo
+    ) -> None:
         self._url, self._options, self._opener = url, options, opener
+        self._gateway_info = gateway_info
         self._store: Store | None = None
 
     def __await__(self) -> Generator[Any, None, Store]:
-        return self._opener(self._url, self._options).__await__()
+        return self._opener(self._url, self._options, self._gateway_info).__await__()
 
     async def __aenter__(self) -> Store:
-        self._store = await self._opener(self._url, self._options)
+        self._store = await self._opener(self._url, self._options, self._gateway_info)
         return self._store
 
     async def __aexit__(
@@ -102,11 +109,14 @@ def open_store(
     timeout: float = 60.0,
     part_size: int | None = None,
     multipart_threshold: int | None = None,
+    gateway_info: GatewayInfo = None,
 ) -> StoreOpening:
     """Open the store at ``url``: a local path / ``file://``, ``http(s)://`` (gateway or
     static server, told apart by one ``GET /_farfeed/info``), or ``s3://BUCKET/PREFIX``.
 
-    Options are described on `StoreOptions`. No connection stays open after this returns:
+    Options are described on `StoreOptions`. ``gateway_info``: what opening this URL
+    before learned (`Store.gateway_info`); with it, an http(s) URL opens as a gateway
+    without the probe's round trip (DataLoader workers use this). No connection stays open after this returns:
     sockets are made at first use, in the process using the store. Do not share one
     store across ``fork``: open one per DataLoader worker.
 
@@ -141,7 +151,7 @@ def open_store(
         raise ConfigError(
             f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; known: {known}"
         )
-    return StoreOpening(url, options, opener)
+    return StoreOpening(url, options, opener, gateway_info)
 
 
 def _scheme(url: str) -> str:

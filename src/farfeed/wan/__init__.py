@@ -8,11 +8,13 @@
 `WanProcess` in a child process (keeps its CPU off the caller's GIL).
 """
 
-from farfeed.wan.emulator import CutMode, WanEmulator
+from farfeed.wan.address import format_address, parse_address, rewrite_url
+from farfeed.wan.cuts import CutMode
+from farfeed.wan.emulator import WanEmulator
 from farfeed.wan.link import EQUIPMENT_MS, FIBRE_S_PER_KM, PRESET_DISTANCE_KM, PRESETS, Link
 from farfeed.wan.process import WanProcess
-from farfeed.wan.runner import WanThread, format_address, parse_address, rewrite_url
 from farfeed.wan.stats import WanStats
+from farfeed.wan.thread import WanThread
 
 __all__ = [
     "EQUIPMENT_MS",

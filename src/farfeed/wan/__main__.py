@@ -11,8 +11,8 @@ import json
 import sys
 
 from farfeed.errors import FarfeedError
+from farfeed.wan.address import parse_address
 from farfeed.wan.link import Link
-from farfeed.wan.runner import parse_address
 from farfeed.wan.serve import run_wan
 
 

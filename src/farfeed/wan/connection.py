@@ -8,15 +8,13 @@ only. A reset on either side travels to the other behind the bytes already in fl
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import numpy as np
 
 from farfeed.wan.pipe import Pipe, abort_with_rst
+from farfeed.wan.state import LinkState
 from farfeed.wan.timers import clock
-
-if TYPE_CHECKING:
-    from farfeed.wan.emulator import WanEmulator
 
 #: Transport write buffer above which a destination counts as full (ACKs are held).
 WRITE_HIGH_WATER = 1 << 20
@@ -71,6 +69,18 @@ class Side(asyncio.BufferedProtocol):
         self.conn.side_lost(self, exc)
 
 
+class Owner(Protocol):
+    """What a connection needs of the emulator that accepted it (a `WanEmulator`)."""
+
+    state: LinkState
+    upstream: tuple[str, int]
+    connections: set[Connection]
+    failed_connections: int
+
+    def opened(self, conn: Connection) -> None:
+        """The client side is connected: start (or refuse) the upstream connection."""
+
+
 def _new_buffer() -> memoryview:
     return memoryview(np.empty(READ_BUFFER, dtype=np.uint8)).cast("B")  # type: ignore[arg-type]
 
@@ -78,7 +88,7 @@ def _new_buffer() -> memoryview:
 class Connection:
     """A client connection, its upstream connection, and the two pipes between them."""
 
-    def __init__(self, emu: WanEmulator, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, emu: Owner, loop: asyncio.AbstractEventLoop) -> None:
         self.emu = emu
         now = clock()
         link = emu.state.link

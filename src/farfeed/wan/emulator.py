@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from typing import Any
 
 from farfeed.errors import ConfigError
+from farfeed.wan.address import check_address, rewrite_url
 from farfeed.wan.connection import Connection, Side
-from farfeed.wan.link import Link
+from farfeed.wan.cuts import Cut, CutControls, CutPlan, CutTimers
+from farfeed.wan.link import Link, require_link
 from farfeed.wan.state import LinkState
 from farfeed.wan.stats import RateMeter, WanStats
 from farfeed.wan.timers import Timers, clock
 
-CutMode = Literal["reset", "stall"]
 #: How often the throughput meter samples the counters, seconds.
 METER_TICK = 0.25
 
 
-class WanEmulator:
+class WanEmulator(CutControls):
     """A TCP proxy from ``listen`` to ``upstream`` that behaves like `Link` says."""
 
     def __init__(
@@ -36,10 +37,9 @@ class WanEmulator:
         link: Link,
         listen: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
-        if not isinstance(link, Link):
-            raise ConfigError(f"link must be a farfeed.wan.Link, got {link!r}")
-        self.upstream = _check_address("upstream", upstream)
-        self.listen = _check_address("listen", listen)
+        link = require_link(link)
+        self.upstream = check_address("upstream", upstream)
+        self.listen = check_address("listen", listen)
         self.state = LinkState(link)
         self.connections: set[Connection] = set()
         self.total_connections = 0
@@ -49,7 +49,7 @@ class WanEmulator:
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._meter = RateMeter()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._cut_timers = CutTimers(self.apply_cut)
 
     @property
     def link(self) -> Link:
@@ -79,15 +79,11 @@ class WanEmulator:
 
     def url_for(self, base_url: str) -> str:
         """``base_url`` with its host and port replaced by the emulator's."""
-        from farfeed.wan.runner import rewrite_url
-
         return rewrite_url(base_url, self.address)
 
     async def stop(self) -> None:
         """Stop accepting, reset every open connection, cancel scheduled cuts."""
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
+        self._cut_timers.cancel()
         if self._server is None:
             return
         self._server.close()
@@ -126,56 +122,30 @@ class WanEmulator:
 
     def set_link(self, link: Link) -> None:
         """Replace the link: new settings apply to bytes read from now on."""
-        if not isinstance(link, Link):
-            raise ConfigError(f"link must be a farfeed.wan.Link, got {link!r}")
-        self.state.link = link
+        self.state.link = require_link(link)
         for conn in list(self.connections):
             conn.up.retime()
             conn.down.retime()
 
-    def cut(self, *, mode: CutMode = "reset", duration: float = 0.0) -> None:
-        """Cut the link now: ``reset`` every connection (and refuse new ones for
-        ``duration`` s), or ``stall`` it (nothing passes for ``duration`` s, then all resumes).
-        """
-        mode, duration = check_cut(mode, duration)
+    def apply_cut(self, cut: Cut) -> None:
+        """Cut the link now; see `CutControls.cut`."""
         self._require_loop()
         now = clock()
         self.cuts += 1
-        if mode == "reset":
-            self._refuse_until = max(self._refuse_until, now + duration)
+        if cut.mode == "reset":
+            self._refuse_until = max(self._refuse_until, now + cut.duration)
             for conn in list(self.connections):
                 self.failed_connections += 1
                 conn.abort()
         else:
-            self.state.stall_until = max(self.state.stall_until, now + duration)
+            self.state.stall_until = max(self.state.stall_until, now + cut.duration)
             for conn in list(self.connections):
                 conn.up.retime()
                 conn.down.retime()
 
-    def schedule_cut(
-        self,
-        at: float,
-        *,
-        mode: CutMode = "reset",
-        duration: float = 0.0,
-        every: float | None = None,
-    ) -> None:
-        """Cut the link ``at`` seconds from now (then every ``every`` seconds, if given)."""
-        mode, duration = check_cut(mode, duration)
-        if not isinstance(at, (int, float)) or at < 0:
-            raise ConfigError(f"cut time must be >= 0 seconds from now, got {at!r}")
-        if every is not None and (not isinstance(every, (int, float)) or every <= 0):
-            raise ConfigError(f"cut interval must be > 0 seconds, got {every!r}")
-        loop = self._require_loop()
-
-        def fire() -> None:
-            self._timers.discard(handle)
-            self.cut(mode=mode, duration=duration)
-            if every is not None:
-                self.schedule_cut(every, mode=mode, duration=duration, every=every)
-
-        handle = loop.call_later(at, fire)
-        self._timers.add(handle)
+    def plan_cuts(self, plan: CutPlan) -> None:
+        """Cut the link later; see `CutControls.schedule_cut`."""
+        self._cut_timers.add(self._require_loop(), plan)
 
     def stats(self) -> WanStats:
         """Counters now, with throughput over about the last second."""
@@ -207,25 +177,3 @@ class WanEmulator:
         if self._loop is None:
             raise ConfigError("the WanEmulator is not started")
         return self._loop
-
-
-def _check_address(name: str, address: object) -> tuple[str, int]:
-    if (
-        not isinstance(address, tuple)
-        or len(address) != 2
-        or not isinstance(address[0], str)
-        or isinstance(address[1], bool)
-        or not isinstance(address[1], int)
-        or not 0 <= address[1] <= 65535
-    ):
-        raise ConfigError(f"{name} must be a (host, port) tuple, got {address!r}")
-    return address[0], address[1]
-
-
-def check_cut(mode: object, duration: object) -> tuple[CutMode, float]:
-    """Validate a cut: mode "reset" or "stall", duration >= 0 seconds."""
-    if mode not in ("reset", "stall"):
-        raise ConfigError(f"cut mode must be 'reset' or 'stall', got {mode!r}")
-    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration < 0:
-        raise ConfigError(f"cut duration must be >= 0 seconds, got {duration!r}")
-    return mode, float(duration)  # type: ignore[return-value]

@@ -131,6 +131,13 @@ class Link:
 _FIELDS = {f.name for f in dataclasses.fields(Link)}
 
 
+def require_link(value: object) -> Link:
+    """``value`` if it is a `Link`; ConfigError quoting it otherwise."""
+    if not isinstance(value, Link):
+        raise ConfigError(f"link must be a farfeed.wan.Link, got {value!r}")
+    return value
+
+
 def format_rate_bits(bandwidth: float | None) -> str:
     """Bytes/s as a human bit rate: ``100 Gb/s``, ``unlimited``."""
     if bandwidth is None:

@@ -35,7 +35,7 @@ class Mark(enum.Enum):
     RESET = "reset"
 
 
-Chunk = Union[bytes, memoryview, Mark]
+Delivery = Union[bytes, memoryview, Mark]  # what a pipe's queue holds (with its time)
 
 
 class Pipe:
@@ -59,7 +59,7 @@ class Pipe:
         self.dst: asyncio.Transport | None = None
         self.inflight = 0
         self.backlog: deque[tuple[float, bytes | memoryview]] = deque()  # (read at, bytes)
-        self.queue: deque[tuple[float, Chunk]] = deque()
+        self.queue: deque[tuple[float, Delivery]] = deque()
         self.acks: deque[tuple[float, int]] = deque()
         self.last_deliver = 0.0
         self.deliver_timer: Timer | None = None
@@ -152,7 +152,7 @@ class Pipe:
                 self.dir.lost_chunks += 1
         self._enqueue(deliver, data)
 
-    def _enqueue(self, deliver: float, chunk: Chunk) -> None:
+    def _enqueue(self, deliver: float, chunk: Delivery) -> None:
         if deliver < self.last_deliver:
             deliver = self.last_deliver  # never overtake: bytes stay in order
         if deliver < self.gate:

@@ -19,15 +19,14 @@ from types import TracebackType
 from typing import IO, Any
 
 from farfeed.errors import ConfigError, FarfeedError
-from farfeed.wan.emulator import CutMode
-from farfeed.wan.link import Link
-from farfeed.wan.runner import format_address, parse_address, rewrite_url
+from farfeed.wan.address import format_address, http_url, parse_address, rewrite_url
+from farfeed.wan.cuts import Cut, CutControls, CutPlan
+from farfeed.wan.link import Link, require_link
+from farfeed.wan.serve import BANNER
 from farfeed.wan.stats import WanStats
 
-BANNER = "farfeed wan listening on "
 
-
-class WanProcess:
+class WanProcess(CutControls):
     """A running ``python -m farfeed.wan`` child; create it with `WanProcess.start`."""
 
     def __init__(
@@ -48,8 +47,7 @@ class WanProcess:
         timeout: float = 30.0,
     ) -> WanProcess:
         """Spawn the child and wait for its banner line; its startup errors raise here."""
-        if not isinstance(link, Link):
-            raise ConfigError(f"link must be a farfeed.wan.Link, got {link!r}")
+        require_link(link)
         command = [
             sys.executable, "-m", "farfeed.wan",
             "--listen", format_address(listen),
@@ -95,7 +93,7 @@ class WanProcess:
     @property
     def url(self) -> str:
         """``http://HOST:PORT`` of the emulator."""
-        return f"http://{format_address(self._address)}"
+        return http_url(self._address)
 
     def url_for(self, base_url: str) -> str:
         """``base_url`` with its host:port replaced by the emulator's."""
@@ -127,20 +125,14 @@ class WanProcess:
         """Replace the link."""
         self._call("set_link", link.to_dict())
 
-    def cut(self, *, mode: CutMode = "reset", duration: float = 0.0) -> None:
-        """Cut the link now; see `WanEmulator.cut`."""
-        self._call("cut", {"mode": mode, "duration": duration})
+    def apply_cut(self, cut: Cut) -> None:
+        """Cut the link now; see `CutControls.cut`."""
+        self._call("cut", {"mode": cut.mode, "duration": cut.duration})
 
-    def schedule_cut(
-        self,
-        at: float,
-        *,
-        mode: CutMode = "reset",
-        duration: float = 0.0,
-        every: float | None = None,
-    ) -> None:
-        """Cut the link later; see `WanEmulator.schedule_cut`."""
-        self._call("schedule_cut", {"at": at, "mode": mode, "duration": duration, "every": every})
+    def plan_cuts(self, plan: CutPlan) -> None:
+        """Cut the link later; see `CutControls.schedule_cut`."""
+        args = {"at": plan.at, "mode": plan.cut.mode, "duration": plan.cut.duration}
+        self._call("schedule_cut", {**args, "every": plan.every})
 
     def stats(self) -> WanStats:
         """Counters now; ``cpu_seconds`` is the child's own CPU time."""

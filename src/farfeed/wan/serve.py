@@ -16,9 +16,14 @@ import sys
 from typing import Any, TextIO
 
 from farfeed.errors import ConfigError, FarfeedError
-from farfeed.wan.emulator import CutMode, WanEmulator, check_cut
+from farfeed.wan.address import format_address
+from farfeed.wan.cuts import Cut, CutMode, CutPlan
+from farfeed.wan.emulator import WanEmulator
 from farfeed.wan.link import Link
-from farfeed.wan.runner import format_address, new_event_loop
+from farfeed.wan.loop import fast_event_loop
+
+#: The first line on stdout; `WanProcess` reads the address after it.
+BANNER = "farfeed wan listening on "
 
 
 def run_wan(
@@ -35,21 +40,13 @@ def run_wan(
     """Serve until Ctrl-C / SIGTERM (or stdin EOF with ``control``); print stats at the end."""
     if not isinstance(stats_every, (int, float)) or stats_every < 0:
         raise ConfigError(f"stats interval must be >= 0 seconds (0: off), got {stats_every!r}")
-    check_cut(cut_mode, cut_duration)
-    if cut_every is not None and cut_every <= 0:
-        raise ConfigError(f"cut interval must be > 0 seconds, got {cut_every!r}")
+    cut = Cut(mode=cut_mode, duration=cut_duration)
+    cuts = None if cut_every is None else CutPlan.periodic(cut_every, cut)
     emulator = WanEmulator(upstream=upstream, link=link, listen=listen)
-    loop = new_event_loop()
+    loop = fast_event_loop()
     try:
         loop.run_until_complete(
-            _serve(
-                emulator,
-                stats_every=stats_every,
-                cut_every=cut_every,
-                cut_mode=cut_mode,
-                cut_duration=cut_duration,
-                control=control,
-            )
+            _serve(emulator, stats_every=stats_every, cuts=cuts, control=control)
         )
     finally:
         loop.close()
@@ -59,9 +56,7 @@ async def _serve(
     emulator: WanEmulator,
     *,
     stats_every: float,
-    cut_every: float | None,
-    cut_mode: CutMode,
-    cut_duration: float,
+    cuts: CutPlan | None,
     control: bool,
 ) -> None:
     await emulator.start()
@@ -72,12 +67,12 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     log: TextIO = sys.stderr if control else sys.stdout
     print(
-        f"farfeed wan listening on {format_address(emulator.address)} -> "
+        f"{BANNER}{format_address(emulator.address)} -> "
         f"{format_address(emulator.upstream)} ({emulator.link.describe()})",
         flush=True,
     )
-    if cut_every is not None:
-        emulator.schedule_cut(cut_every, mode=cut_mode, duration=cut_duration, every=cut_every)
+    if cuts is not None:
+        emulator.plan_cuts(cuts)
     tasks = []
     if stats_every > 0:
         tasks.append(asyncio.ensure_future(_print_stats(emulator, stats_every, log)))

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from farfeed.checkpoint.plan import Transfer
-from farfeed.checkpoint.sync import run_sync
 from farfeed.errors import CheckpointError, ConfigError, FormatError
 from farfeed.store import open_store
+from farfeed.transfer.plan import Transfer
+from farfeed.transfer.sync import run_sync
 from farfeed.weights.fetch import aload_safetensors, split_url
 
 

@@ -18,20 +18,21 @@ from typing import Any
 
 import torch
 
-from farfeed.checkpoint import stlayout
-from farfeed.checkpoint.plan import Transfer
-from farfeed.checkpoint.retry import retrying
-from farfeed.checkpoint.scatter import Scatter
 from farfeed.errors import ConfigError, FormatError, NotFoundError
+from farfeed.format import safetensors as stlayout
 from farfeed.store import open_store
 from farfeed.store.base import Store
+from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import retrying
+from farfeed.transfer.safetensors import read_safetensors_header
+from farfeed.transfer.scatter import Scatter
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class WeightFiles:
     """Where a model's weights are: the store root and the files to read from it."""
 
     root: str
@@ -39,7 +40,7 @@ class Source:
     name: str | None
 
 
-def split_url(url: str) -> Source:
+def split_url(url: str) -> WeightFiles:
     """A file URL becomes (its folder, its name); anything else is a folder to look in."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"weights url must be a non-empty string, got {url!r}")
@@ -48,11 +49,11 @@ def split_url(url: str) -> Source:
         root, sep, name = trimmed.rpartition("/")
         if not sep:
             root = "."
-        return Source(root or "/", name)
-    return Source(trimmed, None)
+        return WeightFiles(root or "/", name)
+    return WeightFiles(trimmed, None)
 
 
-async def shard_files(store: Store, src: Source) -> tuple[list[str], dict[str, str] | None]:
+async def shard_files(store: Store, src: WeightFiles) -> tuple[list[str], dict[str, str] | None]:
     """The shard files to read and, when an index exists, its tensor -> file map."""
     name = src.name
     if name is None:
@@ -76,20 +77,6 @@ async def shard_files(store: Store, src: Source) -> tuple[list[str], dict[str, s
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise FormatError(f"{src.root}/{name}: not a safetensors index ({exc})") from None
     return sorted(set(weight_map.values())), weight_map
-
-
-async def read_header(store: Store, name: str, size: int, *, where: str) -> stlayout.Header:
-    """Parse one file's header: one range read, two when the header is unusually large."""
-    head = await retrying(lambda: store.read(name, 0, min(size, stlayout.HEADER_PROBE)), what=f"reading {where}")
-    need = stlayout.header_length(head, where=where)
-    if need > len(head):
-        if need > size:
-            raise FormatError(f"{where}: header of {need} bytes in a {size}-byte file")
-        head += await store.read(name, len(head), need - len(head))
-    header = stlayout.parse_header(head, where=where)
-    if header.file_size != size:
-        raise FormatError(f"{where}: header describes {header.file_size} bytes but the file has {size}")
-    return header
 
 
 async def fetch_shard(
@@ -151,9 +138,15 @@ async def aload_safetensors(
     async with open_store(src.root, **opts) as store:
         files, weight_map = await shard_files(store, src)
         sizes = await asyncio.gather(*(retrying(functools.partial(store.size, f), what=f"size of {f}") for f in files))
-        headers = await asyncio.gather(
-            *(read_header(store, f, s, where=f"{src.root}/{f}") for f, s in zip(files, sizes, strict=True))
-        )
+        headers = [
+            header
+            for _, header in await asyncio.gather(
+                *(
+                    read_safetensors_header(store, f, size=s, where=f"{src.root}/{f}")
+                    for f, s in zip(files, sizes, strict=True)
+                )
+            )
+        ]
         part_size = plan.part_size(sum(sizes))
         gate = asyncio.Semaphore(connections)
         # off the CPU, a shard's host buffer is freed once copied: hold at most two at a time

@@ -1,0 +1,1 @@
+"""`farfeed bench format`: pack throughput and index load time."""

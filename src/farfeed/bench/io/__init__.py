@@ -1,0 +1,1 @@
+"""`farfeed bench io`: the loader feeding an emulated accelerator across emulated distance."""

@@ -1,0 +1,247 @@
+"""`farfeed bench io`: the loader against an emulated accelerator, local and across emulated distance.
+
+    farfeed bench io --rtt-ms 0,15,50,100 --demand 0.9 --scale 0.1 --json bench-out/io.json
+
+Storage site: a `GatewayProcess` serving a synthetic dataset of fixed-size samples.
+Between: a `WanProcess` (farfeed wan) with the RTT under test and a bandwidth set so
+the accelerator's demand is ``demand`` x the link. GPU site: each trial runs in its own
+process (`farfeed.bench.io.trial`): farfeed's Dataset + DataLoader, or the baseline (a map-style
+Dataset with one HTTP GET per sample). RTT 0 is the local reference for AU relative.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from farfeed.bench.io.accelerator import PROFILES, Profile
+from farfeed.bench.io.data import make_fixed_size_dataset
+from farfeed.bench.io.trial import TrialSpec
+from farfeed.errors import ConfigError, FarfeedError
+
+DATASET = "io"
+
+
+@dataclass(frozen=True)
+class IoBenchConfig:
+    """Everything one `farfeed bench io` run does (saved beside its figures)."""
+
+    rtts_ms: tuple[float, ...] = (0.0, 15.0, 50.0, 100.0)
+    demand: float = 0.9  # accelerator demand as a fraction of the link bandwidth
+    scale: float = 0.1  # shrinks the profile's demand (and so the link) to fit the machine
+    profile: str = "resnet50"
+    batches: int = 100  # batches per trial, warm-up included
+    warmup: int = 20
+    workers: int = 2
+    baseline: bool = True
+    baseline_workers: int = 8
+    memory_budget: int = 512 * 2**20
+    window: int = 4 * 2**20  # emulated TCP window per connection, bytes
+    overload: float = 2.0  # demand / link for the saturation rows (0: skip them)
+    overload_rtts_ms: tuple[float, ...] = (15.0, 100.0)
+    repeats: int = 1
+    max_seconds: float = 40.0
+    work: Path = field(default=Path("bench-out/io"))
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if not 0 < self.demand <= 1:
+            raise ConfigError(f"--demand must be in (0, 1], got {self.demand!r}")
+        if self.overload != 0 and self.overload <= 1:
+            raise ConfigError(f"--overload must be > 1 (or 0 to skip), got {self.overload!r}")
+        if self.batches <= self.warmup or self.warmup < 1 or self.repeats < 1:
+            raise ConfigError(
+                f"need --batches > --warmup >= 1 and --repeats >= 1, got {self.batches!r}, "
+                f"{self.warmup!r}, {self.repeats!r}"
+            )
+        if self.workers < 1 or self.baseline_workers < 1 or any(r < 0 for r in self.rtts_ms):
+            raise ConfigError(
+                f"need workers >= 1 and RTTs >= 0, got {self.workers!r}, {self.rtts_ms!r}"
+            )
+        if 0.0 not in self.rtts_ms:
+            raise ConfigError(
+                f"--rtt-ms must include 0 (the local reference), got {self.rtts_ms!r}"
+            )
+
+    @property
+    def accelerator(self) -> Profile:
+        return PROFILES[self.profile].scaled(self.scale)
+
+    @property
+    def link_bandwidth(self) -> float:
+        """Bytes/s of the emulated link: the demand is ``demand`` x this."""
+        return self.accelerator.demand / self.demand
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) a process used so far; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_trial_process(spec: TrialSpec, *, timeout: float) -> dict[str, Any]:
+    """Run one trial in a fresh Python; its JSON result, or FarfeedError with its stderr."""
+    cmd = [sys.executable, "-m", "farfeed.bench.io.trial", json.dumps(asdict(spec))]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise FarfeedError(f"{spec.loader} trial did not finish within {timeout:.0f} s") from exc
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise FarfeedError(f"{spec.loader} trial failed: {out.stderr.strip()[-1500:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _row(
+    cfg: IoBenchConfig,
+    loader: str,
+    rtt_ms: float,
+    demand: float,
+    result: dict[str, Any],
+    cpu: dict[str, float],
+) -> dict[str, Any]:
+    wall = max(result["wall_s"], 1e-9)
+    return {
+        "loader": loader,
+        "rtt_ms": rtt_ms,
+        "demand": demand,
+        "link_mb_s": cfg.link_bandwidth / 1e6,
+        "au": result["au"],
+        "samples_per_s": result["samples_per_s"],
+        "mb_per_s": result["bytes_per_s"] / 1e6,
+        "link_utilisation": result["bytes_per_s"] / cfg.link_bandwidth,
+        "stall_s": result["stall_s"],
+        "measured_s": wall,
+        "batches": result["batches"],
+        "first_batch_s": result["first_batch_s"],
+        "peak_rss_mb": result["peak_rss_mb"],
+        "peak_anon_mb": result["peak_anon_mb"],
+        "ready_anon_mb": result["ready_anon_mb"],
+        # what the data path added: fetched bytes, worker heaps, batches in transit
+        "data_mb": result["peak_anon_mb"] - result["ready_anon_mb"],
+        "peak_held_mb": result["peak_bytes_held_mb"],
+        "loader_cores": cpu["loader"],
+        "gateway_cores": cpu["gateway"],
+        "wan_cores": cpu["wan"],
+        "retries": result["retries"],
+        "rtt_estimate_ms": result["rtt_estimate_ms"],
+    }
+
+
+def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every trial of the configuration (repeats interleaved); one row per configuration,
+    medians over repeats, with AU relative to the same loader at RTT 0."""
+    from farfeed.server.process import GatewayProcess
+    from farfeed.wan import Link, WanProcess
+
+    acc = cfg.accelerator
+    samples = int((cfg.batches + 2) * acc.batch_size * 1.05)
+    root = cfg.work / "root"
+    make_fixed_size_dataset(root / DATASET, samples=samples, sample_bytes=acc.sample_bytes)
+    plan: list[tuple[str, float, float]] = []  # (loader, rtt_ms, demand)
+    for rtt in cfg.rtts_ms:
+        plan.append(("farfeed", rtt, cfg.demand))
+        if cfg.baseline:
+            plan.append(("baseline", rtt, cfg.demand))
+    if cfg.overload:
+        plan += [("farfeed", rtt, cfg.overload) for rtt in cfg.overload_rtts_ms]
+    runs: dict[tuple[str, float, float], list[dict[str, Any]]] = {p: [] for p in plan}
+    say(
+        f"profile {acc.name} x{cfg.scale:g}: {acc.batch_size} x {acc.sample_bytes:,} B per "
+        f"{acc.compute_s} s = {acc.demand / 1e6:.1f} MB/s; link {cfg.link_bandwidth / 1e6:.1f} MB/s"
+    )
+    with GatewayProcess.start(root) as gateway:
+        host, port = gateway.url.split("//", 1)[1].rsplit(":", 1)
+        for repeat in range(cfg.repeats):
+            for loader, rtt, demand in plan:
+                compute = acc.compute_s * cfg.demand / demand  # more demand: less compute per batch
+                link = Link(rtt=rtt / 1000, bandwidth=cfg.link_bandwidth, window=cfg.window)
+                wan = WanProcess.start(upstream=(host, int(port)), link=link)
+                try:
+                    spec = TrialSpec(
+                        loader=loader,
+                        url=wan.url_for(f"{gateway.url}/{DATASET}"),
+                        sample_bytes=acc.sample_bytes,
+                        batch_size=acc.batch_size,
+                        compute_s=compute,
+                        batches=cfg.batches,
+                        warmup=cfg.warmup,
+                        workers=cfg.workers if loader == "farfeed" else cfg.baseline_workers,
+                        memory_budget=cfg.memory_budget,
+                        seed=repeat,
+                        max_seconds=cfg.max_seconds,
+                    )
+                    before = (time.monotonic(), process_cpu(gateway.pid), process_cpu(wan.pid))
+                    result = run_trial_process(spec, timeout=cfg.max_seconds * 4 + 120)
+                    elapsed = time.monotonic() - before[0]
+                    cpu = {
+                        "loader": result["loader_cpu_s"] / elapsed,
+                        "gateway": (process_cpu(gateway.pid) - before[1]) / elapsed,
+                        "wan": (process_cpu(wan.pid) - before[2]) / elapsed,
+                    }
+                finally:
+                    wan.stop()
+                row = _row(cfg, loader, rtt, demand, result, cpu)
+                runs[(loader, rtt, demand)].append(row)
+                say(
+                    f"  {loader:>8} rtt {rtt:g} ms demand {demand:g}: AU {row['au']:.3f}, "
+                    f"{row['mb_per_s']:.1f} MB/s, first batch {row['first_batch_s']:.2f} s"
+                )
+    return _summarise(cfg, plan, runs)
+
+
+def _summarise(
+    cfg: IoBenchConfig,
+    plan: list[tuple[str, float, float]],
+    runs: dict[tuple[str, float, float], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    rows = []
+    for key in plan:
+        group = runs[key]
+        row = {
+            k: median(r[k] for r in group) if isinstance(v, (int, float)) else v
+            for k, v in group[0].items()
+        }
+        row.update(loader=key[0], rtt_ms=key[1], demand=key[2], repeats=len(group))
+        row["au_runs"] = [r["au"] for r in group]
+        rows.append(row)
+    local = {r["loader"]: r["au"] for r in rows if r["rtt_ms"] == 0 and r["demand"] == cfg.demand}
+    for row in rows:
+        ref = local.get(row["loader"]) if row["demand"] == cfg.demand else None
+        row["au_relative"] = row["au"] / ref if ref else None
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as an aligned text table (also valid Markdown)."""
+    head = (
+        "| loader | RTT ms | demand/link | AU | AU rel. | samples/s | MB/s | link used | stall s "
+        "| 1st batch s | peak RSS MB | anon MB ready→peak | held MB | CPU loader/gw/wan |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        rel = "-" if r["au_relative"] is None else f"{r['au_relative']:.3f}"
+        lines.append(
+            f"| {r['loader']} | {r['rtt_ms']:g} | {r['demand']:g} | {r['au']:.3f} | {rel} "
+            f"| {r['samples_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['link_utilisation']:.2f} "
+            f"| {r['stall_s']:.2f} | {r['first_batch_s']:.2f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['ready_anon_mb']:.0f}→{r['peak_anon_mb']:.0f} | {r['peak_held_mb']:.0f} "
+            f"| {r['loader_cores']:.2f}/{r['gateway_cores']:.2f}/{r['wan_cores']:.2f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""`farfeed bench train` and `farfeed demo`: one training job local, near and across the link."""
