@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a gateway root and a gateway serving it (in a thread, real HTTP)."""
+"""Shared pytest fixtures: a gateway root and a gateway serving it (in a thread, real HTTP), and
+the loopback socket servers of the WAN emulator's tests (see `helpers.sockets`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.sockets import Sink, ThreadedServer, echo, source
 
 from farfeed.server import serve_in_thread
 
@@ -23,3 +25,28 @@ def gateway_url(gateway_root: Path) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT``) of a gateway serving ``gateway_root``, no tokens."""
     with serve_in_thread(gateway_root) as url:
         yield url
+
+
+@pytest.fixture
+def echo_server() -> Iterator[ThreadedServer]:
+    """A loopback server that sends back what it receives."""
+    server = ThreadedServer(echo)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def source_server() -> Iterator[ThreadedServer]:
+    """A loopback server that sends pattern bytes on request (`helpers.sockets.source`)."""
+    server = ThreadedServer(source)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[ThreadedServer, Sink]]:
+    """A loopback server that records what arrives and when."""
+    recorder = Sink()
+    server = ThreadedServer(recorder)
+    yield server, recorder
+    server.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_root, remote_links
+from helpers.data import remote_links, storage_root
 
 import farfeed.checkpoint
 from farfeed.bench.train.config import TrainConfig
@@ -21,7 +21,7 @@ from farfeed.bench.train.workloads.lora import load_base, wrap_lora
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    root = make_root(tmp_path_factory.mktemp("remote") / "root", images=48)
+    root = storage_root(tmp_path_factory.mktemp("remote") / "root", images=48)
     with open_sites(root, links=remote_links()) as running:
         yield running
 

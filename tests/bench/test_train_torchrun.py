@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from train_helpers import make_root, remote_links
+from helpers.data import remote_links, storage_root
 
 from farfeed.bench.train.config import TrainConfig
 from farfeed.bench.train.launch import launch, worker_command
@@ -18,7 +18,7 @@ from farfeed.format.load import load_index
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    root = make_root(tmp_path_factory.mktemp("torchrun") / "root", images=64)
+    root = storage_root(tmp_path_factory.mktemp("torchrun") / "root", images=64)
     with open_sites(root, links=remote_links()) as running:
         yield running
 

@@ -1,4 +1,4 @@
-"""Real servers for the checkpoint tests: ``rclone serve s3`` (and the gateway, when used)."""
+"""Real servers for the checkpoint tests: ``rclone serve s3``, and the gateway as a run area."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckpt_helpers import Remote
+from helpers.stores import Remote
 
 from farfeed.store.testing import serve_s3
 
@@ -21,11 +21,6 @@ def s3_run(tmp_path: Path) -> Iterator[Remote]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Remote]:
-    """A gateway over ``tmp_path/root`` (in a thread); the run area is ``checkpoints/run1``."""
-    from farfeed.server import serve_in_thread
-
-    root = tmp_path / "root"
-    (root / "checkpoints").mkdir(parents=True)
-    with serve_in_thread(root) as url:
-        yield Remote(f"{url}/checkpoints/run1", {}, root / "checkpoints" / "run1")
+def gateway(gateway_root: Path, gateway_url: str) -> Remote:
+    """The shared gateway (over ``gateway_root``, in a thread); the run area is ``checkpoints/run1``."""
+    return Remote(f"{gateway_url}/checkpoints/run1", {}, gateway_root / "checkpoints" / "run1")

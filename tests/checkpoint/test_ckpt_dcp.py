@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
-from ckpt_helpers import Remote, assert_same, tiny_state
+from helpers.stores import Remote
+from helpers.torch_state import assert_same, tiny_state
 
 from farfeed.checkpoint.dcp import FarfeedReader, FarfeedWriter
 

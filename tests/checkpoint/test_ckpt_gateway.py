@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import torch
-from ckpt_helpers import Remote, assert_same, tiny_state
+from helpers.stores import Remote
+from helpers.torch_state import assert_same, tiny_state
 
 import farfeed.checkpoint as ckpt
 from farfeed.errors import CheckpointError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ckpt_helpers import assert_same, tiny_state
+from helpers.torch_state import assert_same, tiny_state
 
 import farfeed.checkpoint as ckpt
 from farfeed.errors import CheckpointError, ConfigError, StoreError

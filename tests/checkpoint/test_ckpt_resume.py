@@ -3,18 +3,17 @@ was never interrupted (model, optimizer, loader position, RNG and run config tra
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from ckpt_helpers import Remote
+from helpers.data import packed_images
+from helpers.stores import Remote
 
 import farfeed
 import farfeed.checkpoint as ckpt
-from farfeed.format.testing import make_packed_dataset
 from farfeed.loader import DataLoader
 
 CONFIG = {"lr": 0.01, "batch_size": 8, "epochs": 2, "data_seed": 5, "image_size": 16}
@@ -23,8 +22,10 @@ CONFIG = {"lr": 0.01, "batch_size": 8, "epochs": 2, "data_seed": 5, "image_size"
 @pytest.fixture
 def dataset_url(gateway: Remote, tmp_path: Path) -> str:
     """A tiny packed image dataset served by the gateway as ``/tiny``."""
-    built = make_packed_dataset(tmp_path / "make", count=40, seed=0)
-    shutil.move(str(built), gateway.folder.parent.parent / "tiny")
+    packed_images(
+        gateway.folder.parent.parent / "tiny", src=tmp_path / "images", train=40, val=4,
+        classes=10, look="sample", shard_size="256MiB",
+    )  # fmt: skip
     return gateway.url.split("/checkpoints/")[0] + "/tiny"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ckpt_helpers import Remote, assert_same, tiny_state
+from helpers.stores import Remote
+from helpers.torch_state import assert_same, tiny_state
 
 import farfeed.checkpoint as ckpt
 from farfeed.errors import CheckpointError

@@ -1,4 +1,4 @@
-"""Reading indexes: from bytes, through a Store, dispatch on kind, strict validation, synthetic size."""
+"""Reading indexes: from bytes or a folder, dispatch on kind, strict validation, sizes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from format_helpers import DirStore, read_span
 
-from farfeed.bench.format.synthetic_index import write_synthetic_index
 from farfeed.errors import FormatError
 from farfeed.format import (
     DATASET_JSON,
@@ -20,7 +18,6 @@ from farfeed.format import (
     load_index,
     parse_size,
 )
-from farfeed.loader.index import read_index
 
 
 def test_from_bytes_equals_load(packed: Path) -> None:
@@ -32,13 +29,6 @@ def test_from_bytes_equals_load(packed: Path) -> None:
     for name in ("shard", "offset", "size", "checksum", "label", "split", "key", "member_offset"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert b.shard_names == a.shard_names
-
-
-async def test_read_index_through_a_store(packed: Path) -> None:
-    async with DirStore(packed) as store:
-        index = await read_index(store)
-    assert isinstance(index, SampleIndex) and len(index) == 44
-    assert index.unpack(7, read_span(packed, index, 7))["__key__"] == index.key_of(7)
 
 
 def test_index_arrays_have_the_specified_dtypes(packed: Path) -> None:
@@ -99,19 +89,6 @@ def test_bad_index_bytes_are_a_format_error(packed: Path) -> None:
         DatasetMeta.from_json(b"{")
     with pytest.raises(FormatError, match="not a farfeed dataset"):
         SampleIndex.load(packed.parent)
-
-
-def test_synthetic_index_is_consistent(tmp_path: Path) -> None:
-    out = write_synthetic_index(tmp_path / "syn", samples=5000, shards=7, classes=100)
-    index = SampleIndex.load(out)
-    assert len(index) == 5000 and len(index.shard_names) == 7
-    assert np.all(index.member_offset[1::2] + index.member_size[1::2] == index.size)
-    assert index.key_of(0).startswith("train/n")
-    ends = index.offset + index.size
-    for s in range(7):
-        ids = np.flatnonzero(index.shard == s)
-        assert np.all(ends[ids] <= index.meta.shard_bytes[s])
-        assert np.all(index.offset[ids[1:]] > ends[ids[:-1]])  # spans do not overlap
 
 
 def test_parse_size() -> None:

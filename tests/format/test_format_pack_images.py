@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from format_helpers import read_span
+from helpers.samples import read_span
 
 from farfeed.errors import ConfigError, DatasetExistsError, FormatError, IntegrityError
 from farfeed.format import DATASET_JSON, SampleIndex, make_sample_images, pack_images

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from format_helpers import DirStore
+from helpers.stores import DirStore
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError
 from farfeed.format import DATASET_JSON, TokenIndex, make_sample_text, pack_text

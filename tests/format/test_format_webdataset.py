@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
-from format_helpers import read_span
+from helpers.samples import read_span
 
 from farfeed.errors import DatasetExistsError, FormatError
 from farfeed.format import DATASET_JSON, SampleIndex, index_webdataset

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from loader_helpers import assert_exactly_once
+from helpers.samples import assert_exactly_once
 
 
 def _rank_main(rank: int, world: int, init_file: str, dataset: str, out: str) -> None:

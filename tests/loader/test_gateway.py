@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loader_helpers import assert_exactly_once, keys
+from helpers.data import fixed_size_dataset
+from helpers.samples import assert_exactly_once, keys
 
-from farfeed.bench.io.data import make_fixed_size_dataset
 from farfeed.errors import AccessDeniedError
 from farfeed.loader import DataLoader, Dataset
 from farfeed.server import TokenTable, serve_in_thread
@@ -22,7 +22,7 @@ from farfeed.server.process import GatewayProcess
 def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``ROOT/blobs``: 300 samples of 16 KiB (4.7 MB), more than the 1 MiB budget below."""
     root = tmp_path_factory.mktemp("gw")
-    make_fixed_size_dataset(root / "blobs", samples=300, sample_bytes=16 * 1024, seed=1)
+    fixed_size_dataset(root / "blobs", samples=300, sample_bytes=16 * 1024, seed=1)
     return root
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from loader_helpers import assert_exactly_once, keys
+from helpers.samples import assert_exactly_once, keys
 
 import farfeed
 from farfeed.errors import ConfigError

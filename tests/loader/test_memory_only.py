@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loader_helpers import make_image_dataset
+from helpers.data import packed_images
+from helpers.procs import files_open_for_writing, process_tree
 
-from farfeed.bench.io.memory import tree
 from farfeed.store.testing import serve_http
 
 CHILD = """
@@ -36,29 +36,9 @@ print("DONE", n, flush=True)
 @pytest.fixture(scope="module")
 def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("memonly")
-    make_image_dataset(root, train=64, seed=3)
+    packed_images(root / "images", train=64, seed=3)
     with serve_http(root) as url:
         yield url.rstrip("/") + "/images"
-
-
-def files_open_for_writing(pid: int) -> set[str]:
-    """Regular files (not devices, pipes, sockets, /dev/shm) that ``pid`` holds writable."""
-    found = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            flags = int(fields["flags"].strip(), 8)
-        except (OSError, ValueError, KeyError):
-            continue
-        if target.startswith("/") and not target.startswith(("/dev/", "/proc/")) and flags & 3:
-            found.add(f"{target} (pid {pid}, fd {fd})")
-    return found
 
 
 def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> None:
@@ -79,7 +59,7 @@ def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> 
     writable: set[str] = set()
     polls = 0
     while proc.poll() is None:
-        for pid in tree(proc.pid):
+        for pid in process_tree(proc.pid):
             writable |= files_open_for_writing(pid)
         polls += 1
         time.sleep(0.005)

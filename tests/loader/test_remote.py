@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loader_helpers import assert_exactly_once, keys, make_image_dataset
+from helpers.data import packed_images
+from helpers.samples import assert_exactly_once, keys
 
 from farfeed.errors import TransientError
 from farfeed.loader import Dataset
@@ -18,7 +19,7 @@ from farfeed.wan import Link, WanThread
 def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``ROOT/bucket/images``: 96 train JPEGs, served by the fixtures below."""
     root = tmp_path_factory.mktemp("served")
-    make_image_dataset(root / "bucket", train=96, classes=3, seed=7)
+    packed_images(root / "bucket" / "images", train=96, classes=3, seed=7)
     return root
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gw_helpers import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World, make_dataset, snapshot
+from helpers.data import fake_dataset
+from helpers.world import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World, snapshot
 
 from farfeed.server import ServerLimits, TokenTable, serve_in_thread
 
@@ -18,7 +19,7 @@ def build_world(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     (outside / "sub").mkdir(parents=True)
     (outside / "secret.txt").write_bytes(b"secret")
     (outside / "sub" / "data.bin").write_bytes(b"outside data")
-    files = make_dataset(root, "ds")
+    files = fake_dataset(root, "ds")
     (root / "ds" / ".hidden").write_bytes(b"hidden")
     os.symlink(outside / "secret.txt", root / "ds" / "link-out")
     os.symlink(outside / "sub", root / "ds" / "dirlink-out")

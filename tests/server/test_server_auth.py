@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gw_helpers import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World, call, error_of
+from helpers.http import call, error_of
+from helpers.world import BOTH_TOKEN, READ_TOKEN, WRITE_TOKEN, World
 
 from farfeed.errors import ConfigError
 from farfeed.server import TokenTable

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import xxhash
-from gw_helpers import World, call, call_json, error_of
+from helpers.http import call, call_json, error_of
+from helpers.world import World
 
 
 def batch(world: World, body: object, *, raw: bytes | None = None) -> tuple[int, str]:

@@ -7,14 +7,15 @@ import random
 from pathlib import Path
 
 import aiohttp
-from gw_helpers import FRAME, call, make_dataset, parse_frames
+from helpers.data import fake_dataset
+from helpers.http import FRAME, call, parse_frames
 
 from farfeed.server import ServerLimits, serve_in_thread
 from farfeed.server.batch import plan_blocks
 
 
 async def test_batch_of_256_random_ranges(gateway_root: Path, gateway_url: str) -> None:
-    files = make_dataset(gateway_root, sizes=(400_000, 300_000, 250_000, 120_000))
+    files = fake_dataset(gateway_root, sizes=(400_000, 300_000, 250_000, 120_000))
     rng = random.Random(7)
     ranges = []
     for _ in range(256):
@@ -36,7 +37,7 @@ async def test_batch_of_256_random_ranges(gateway_root: Path, gateway_url: str) 
 
 def test_large_items_span_many_blocks(gateway_root: Path) -> None:
     """Items bigger than a block, and many small ones, cross block boundaries intact."""
-    files = make_dataset(gateway_root, sizes=(1_000_000, 5_000))
+    files = fake_dataset(gateway_root, sizes=(1_000_000, 5_000))
     big, small = sorted(files)
     ranges = [[big, 3, 999_990], *[[small, i, 100] for i in range(0, 4900, 50)], [big, 0, 1_000_000]]
     with serve_in_thread(gateway_root, limits=ServerLimits(batch_block_bytes=65_536)) as url:

@@ -1,28 +1,25 @@
 """The gateway as a real child process: TLS, several workers on one port, SIGKILL mid-upload,
-restart on the same port, and the CLI's one-line errors."""
+restart on the same port."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
-from gw_helpers import call, call_json, make_cert, make_dataset
+from helpers.data import fake_dataset
+from helpers.http import call, call_json, make_cert
 
 from farfeed.server import GatewayProcess
-from farfeed.server.__main__ import main
 
 
 async def test_tls(gateway_root: Path, tmp_path: Path) -> None:
-    files = make_dataset(gateway_root)
+    files = fake_dataset(gateway_root)
     cert, key = make_cert(tmp_path)
     with GatewayProcess.start(gateway_root, cert=cert, key=key) as gw:
         assert gw.url.startswith("https://127.0.0.1:")
@@ -41,7 +38,7 @@ async def test_tls(gateway_root: Path, tmp_path: Path) -> None:
 
 
 def test_two_workers_share_the_port(gateway_root: Path) -> None:
-    files = make_dataset(gateway_root)
+    files = fake_dataset(gateway_root)
     with GatewayProcess.start(gateway_root, workers=2) as gw:
         workers = set()
         for _ in range(40):  # each call is a new connection; the kernel spreads them
@@ -88,40 +85,3 @@ def test_sigkill_mid_upload_leaves_old_object(gateway_root: Path) -> None:
         assert call(gw.url, "PUT", f"/_farfeed/uploads/{uid}/1", body=b"model")[0] == 200
         assert call_json(gw.url, "POST", f"/_farfeed/uploads/{uid}/commit", {"parts": 2})[0] == 201
         assert final.read_bytes() == b"new model"
-
-
-def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """``python -m farfeed.server ARGS`` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["farfeed-server", *args])
-    with pytest.raises(SystemExit) as stopped:
-        main()
-    out = capsys.readouterr()
-    return int(stopped.value.code or 0), out.out, out.err
-
-
-def test_cli_refuses_unsafe_or_bad_setups(
-    gateway_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bad_tokens = tmp_path / "tokens"
-    bad_tokens.write_text("x" * 32 + " read\n" + "y" * 32 + " sudo\n")
-    for args, words in (
-        (["--host", "0.0.0.0", "--port", "0"], "--allow-anonymous"),
-        (["--tokens", str(bad_tokens), "--port", "0"], "line 2"),
-        (["--cert", str(bad_tokens), "--port", "0"], "--key"),
-        (["--workers", "0", "--port", "0"], "--workers"),
-    ):
-        code, out, err = _cli(capsys, monkeypatch, str(gateway_root), *args)
-        lines = err.strip().splitlines()
-        assert code == 1 and out == "" and len(lines) == 1, err
-        assert lines[0].startswith("farfeed: error:") and words in lines[0], err
-    code, _, err = _cli(capsys, monkeypatch, str(tmp_path / "missing"))
-    assert code == 1 and "ROOT" in err
-    assert os.listdir(gateway_root) == ["checkpoints"]
-
-
-def test_help_teaches_the_options(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = _cli(capsys, monkeypatch, "--help")
-    assert code == 0
-    for option in ("--host", "--port", "--tokens", "--cert", "--key", "--allow-anonymous", "--workers", "--access-log"):
-        assert option in out
-    assert "8470" in out and "SO_REUSEPORT" in out

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from gw_helpers import call, make_dataset
+from helpers.data import fake_dataset
+from helpers.http import call
 
 from farfeed.server import objects
 
@@ -23,8 +24,8 @@ def test_healthz_and_info(gateway_url: str) -> None:
 
 
 async def test_datasets_and_list(gateway_root: Path, gateway_url: str) -> None:
-    files = make_dataset(gateway_root, "imagenet")
-    make_dataset(gateway_root, "other", sizes=(10,))
+    files = fake_dataset(gateway_root, "imagenet")
+    fake_dataset(gateway_root, "other", sizes=(10,))
     (gateway_root / "not-a-dataset").mkdir()
     (gateway_root / "imagenet" / ".hidden").write_bytes(b"x")
     (gateway_root / "checkpoints" / "run1").mkdir()
@@ -47,7 +48,7 @@ async def test_datasets_and_list(gateway_root: Path, gateway_url: str) -> None:
 
 
 async def test_get_head_and_ranges(gateway_root: Path, gateway_url: str) -> None:
-    files = make_dataset(gateway_root)
+    files = fake_dataset(gateway_root)
     path, data = next(iter(files.items()))
     url = f"{gateway_url}/{path}"
     async with aiohttp.ClientSession() as s:
@@ -73,7 +74,7 @@ async def test_gzip_sibling_is_never_substituted(gateway_root: Path, gateway_url
 
 
 def test_metrics_count_requests_and_bytes(gateway_root: Path, gateway_url: str) -> None:
-    files = make_dataset(gateway_root)
+    files = fake_dataset(gateway_root)
     path, data = next(iter(files.items()))
 
     def scrape() -> dict[str, float]:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import xxhash
-from gw_helpers import call, call_json, error_of
+from helpers.http import call, call_json, error_of
 
 from farfeed.server import GatewayProcess, upload_inplace
 from farfeed.server.staging import sweep

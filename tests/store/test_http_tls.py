@@ -4,11 +4,10 @@ one store reused across event loops (a fresh connection pool per loop)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.http import make_cert
 
 from farfeed.errors import StoreError, TransientError
 from farfeed.store import HttpStore, open_store
@@ -18,16 +17,7 @@ from farfeed.store.testing import serve_http
 @pytest.fixture
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return make_cert(tmp_path)
 
 
 async def test_https_certificate_checks(files_root: Path, self_signed: tuple[Path, Path]) -> None:

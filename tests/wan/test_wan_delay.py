@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from wan_helpers import Sink, ThreadedServer, connect, measure_until, pattern_bytes, ping
+from helpers.sockets import Sink, ThreadedServer, connect, measure_until, pattern_bytes, ping
 
 from farfeed.errors import ConfigError
 from farfeed.wan import Link, WanProcess, WanThread

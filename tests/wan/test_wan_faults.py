@@ -11,7 +11,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from wan_helpers import ThreadedServer, connect, download, fetch, measure_until, pattern_bytes, ping
+from helpers.sockets import (
+    ThreadedServer,
+    connect,
+    download,
+    fetch,
+    measure_until,
+    pattern_bytes,
+    ping,
+)
 
 from farfeed.errors import ConfigError
 from farfeed.wan import Link, WanEmulator, WanProcess, WanThread

@@ -11,7 +11,7 @@ import socket
 import threading
 
 import pytest
-from wan_helpers import Sink, ThreadedServer, connect, download, steady_rate
+from helpers.sockets import Sink, ThreadedServer, connect, download, steady_rate
 
 from farfeed.wan import Link, WanProcess
 

@@ -1,10 +1,11 @@
-"""Shared helpers for the checkpoint tests: a small but varied training state."""
+"""Tensors for the checkpoint and weights tests: a tiny varied state, deep equality, raw files."""
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass
-from pathlib import Path
+import struct
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -71,10 +72,7 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
 
 
-@dataclass(frozen=True)
-class Remote:
-    """A run area reachable by URL, the options to reach it, and the folder behind it."""
-
-    url: str
-    store_options: dict[str, Any]
-    folder: Path
+def raw_safetensors(header: Mapping[str, object], data: bytes = b"") -> bytes:
+    """A safetensors file written by hand: length prefix, ``header`` as JSON, then ``data``."""
+    body = json.dumps(header).encode()
+    return struct.pack("<Q", len(body)) + body + data

@@ -1,4 +1,4 @@
-"""Shared helpers for the emulator's tests: real loopback servers (echo, source, sink), clients.
+"""Sockets for the emulator's tests: real loopback servers (echo, source, sink) and clients.
 
 Blocking sockets in daemon threads: send/recv release the GIL, so these stay out of
 the emulator's way. Every server binds port 0 and is closed by its fixture.
