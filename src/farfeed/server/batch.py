@@ -1,9 +1,11 @@
 """``POST /_farfeed/batch``: many byte ranges in one round trip, streamed back as frames.
 
-Every item is checked before the first byte goes out (shape, types, path, bounds). The
-response is then read in blocks of about ``ServerLimits.batch_block_bytes`` in a worker
-thread (``preadv`` straight into the block, small items coalesced) while the previous
-block is written to the socket, so one request moves hundreds of MB/s.
+Every item is checked before the first byte goes out (shape, types, path, bounds). On a
+plain TCP connection the frames are then sent with ``sendfile`` from worker threads
+(`farfeed.server.batch_sendfile`: ranges of 16 KiB and more never pass through Python).
+Over TLS, or where the socket cannot be reached, they are read in blocks of about
+``ServerLimits.batch_block_bytes`` in a worker thread (``preadv`` straight into the block,
+small items coalesced) while the previous block is written to the transport.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ import asyncio
 import json
 import logging
 import os
-import struct
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Union
 
 from aiohttp import web
 
 from farfeed.server.auth import needs
+from farfeed.server.batch_sendfile import (
+    FRAME,
+    TRAILER_INDEX,
+    Item,
+    OpenFiles,
+    send_frames,
+    sendfile_socket,
+)
 from farfeed.server.context import gateway
 from farfeed.server.limits import ServerLimits
 from farfeed.server.paths import GatewayPaths
@@ -28,13 +35,8 @@ from farfeed.server.responses import ApiError
 
 log = logging.getLogger("farfeed.server")
 
-FRAME = struct.Struct(">IQ")
-TRAILER_INDEX = 0xFFFFFFFF
 CONTENT_TYPE = "application/x-farfeed-batch"
-#: Open files kept per request while streaming (shards are read many times in one batch).
-MAX_OPEN_FILES = 64
 
-Item = tuple[str, int, int]  # real path, offset, length
 Op = Union[bytes, Item]  # a frame header, or a range to read
 
 
@@ -55,9 +57,14 @@ async def batch_get(request: web.Request) -> web.StreamResponse:
     resp.content_type = CONTENT_TYPE
     resp.content_length = total
     await resp.prepare(request)
-    files = _OpenFiles()
+    files = OpenFiles()
     try:
-        await _stream(resp, items, limits.batch_block_bytes, files)
+        transport = request.transport
+        files.sock = None if transport is None else sendfile_socket(transport)
+        if files.sock is not None:
+            await send_frames(request, resp, files.sock, items, files)
+        else:
+            await _stream(resp, items, limits.batch_block_bytes, files)
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # headers are out: the only honest answer is to cut the stream
@@ -146,31 +153,7 @@ def plan_blocks(items: list[Item], block: int) -> Iterator[tuple[list[Op], int]]
     yield ops, used + FRAME.size
 
 
-class _OpenFiles:
-    """A few open files for one request (LRU); a block is read under its lock, so `close`
-    never pulls a file from under a read still running in a worker thread."""
-
-    def __init__(self) -> None:
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def fd(self, real: str) -> int:
-        fd = self._fds.get(real)
-        if fd is not None:
-            self._fds.move_to_end(real)
-            return fd
-        if len(self._fds) >= MAX_OPEN_FILES:
-            os.close(self._fds.popitem(last=False)[1])
-        fd = self._fds[real] = os.open(real, os.O_RDONLY)
-        return fd
-
-    def close(self) -> None:
-        with self.lock:
-            while self._fds:
-                os.close(self._fds.popitem()[1])
-
-
-def read_block(ops: list[Op], size: int, files: _OpenFiles) -> bytearray:
+def read_block(ops: list[Op], size: int, files: OpenFiles) -> bytearray:
     """Fill one block: headers copied, ranges read with ``preadv`` straight into place."""
     buf = bytearray(size)
     with files.lock:
@@ -178,7 +161,7 @@ def read_block(ops: list[Op], size: int, files: _OpenFiles) -> bytearray:
     return buf
 
 
-def _fill(view: memoryview, ops: list[Op], files: _OpenFiles) -> None:
+def _fill(view: memoryview, ops: list[Op], files: OpenFiles) -> None:
     pos = 0
     for op in ops:
         if isinstance(op, bytes):
@@ -196,7 +179,7 @@ def _fill(view: memoryview, ops: list[Op], files: _OpenFiles) -> None:
             offset += got
 
 
-async def _stream(resp: web.StreamResponse, items: list[Item], block: int, files: _OpenFiles) -> None:
+async def _stream(resp: web.StreamResponse, items: list[Item], block: int, files: OpenFiles) -> None:
     """Read block k+1 in a thread while block k is written to the socket."""
     loop = asyncio.get_running_loop()
     blocks = plan_blocks(items, block)

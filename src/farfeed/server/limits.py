@@ -22,7 +22,8 @@ class ServerLimits:
     ``max_batch_body``: bytes of the batch-get JSON body (more is 413);
     ``max_part_bytes``: bytes of one chunked-upload part (more is 413);
     ``max_parts``: part numbers run from 0 to ``max_parts - 1``;
-    ``batch_block_bytes``: a batch response is read and written in blocks of about this size;
+    ``batch_block_bytes``: where a batch response cannot be sendfile'd (TLS), it is read and
+    written in blocks of about this size;
     ``stale_upload_seconds``: staged uploads untouched this long are removed.
     """
 
