@@ -16,7 +16,8 @@ bench_app = typer.Typer(
 )
 
 #: Modules under farfeed.cli that each add one `farfeed bench` subcommand.
-BENCH_MODULES = ("bench_format", "bench_wan", "bench_io", "bench_checkpoint", "bench_train")
+BENCH_MODULES = ("bench_format", "bench_wan", "bench_io", "bench_cpu", "bench_checkpoint",
+                 "bench_train")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from farfeed.loader.batch import Batch
     from farfeed.loader.dataloader import DataLoader
     from farfeed.loader.dataset import Dataset
 
-__all__ = ["DataLoader", "Dataset"]
+__all__ = ["Batch", "DataLoader", "Dataset"]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from farfeed.loader.dataset import Dataset
 
         return Dataset
+    if name == "Batch":
+        from farfeed.loader.batch import Batch
+
+        return Batch
     if name == "DataLoader":
         from farfeed.loader.dataloader import DataLoader
 

@@ -30,7 +30,6 @@ class FetchConfig:
     memory_budget: int = 512 * 2**20
     retries: int = 8
     verify: bool = True
-    timeout: float = 60.0  # seconds with no progress on a request before it is retried
     gateway_info: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     @property

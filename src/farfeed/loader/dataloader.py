@@ -58,7 +58,9 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         if kwargs.get("in_order") is False:
             raise ConfigError("in_order=False is not supported: positions count batches in order")
         dataset.attach_loader(batch_size=batch_size)
-        super().__init__(dataset, batch_size=batch_size, num_workers=num_workers, **kwargs)
+        # decode="batch": the Dataset yields whole batches already (one tensor each)
+        torch_batch = None if dataset.decode == "batch" else batch_size
+        super().__init__(dataset, batch_size=torch_batch, num_workers=num_workers, **kwargs)
         self._ds = dataset
         self._consumed = 0
         self._epoch = dataset.epoch

@@ -2,6 +2,7 @@
 
 raw     {"__key__": "000123", "__index__": 123, "jpg": b"...", "cls": b"7"}
 image   (float32 CHW tensor, normalised with ImageNet mean/std, int label)
+batch   a `farfeed.loader.Batch` (see batch.py); `images.decode_images` decodes it on a device
 tokens  (input_ids, labels): LongTensors of seq_len, labels shifted by one
 """
 
@@ -18,24 +19,28 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def image_transform(image_size: int, *, train: bool) -> Callable[[Any], Any]:
+def geometry(image_size: int, *, train: bool) -> list[Any]:
     """RandomResizedCrop + horizontal flip for training, resize + center crop for eval."""
-    import torch
     from torchvision.transforms import v2
 
     if train:
-        geometry: list[Any] = [
-            v2.RandomResizedCrop(image_size, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
-    else:
-        geometry = [
-            v2.Resize(int(image_size * 256 / 224), antialias=True),
-            v2.CenterCrop(image_size),
-        ]
-    return v2.Compose(
-        [v2.ToImage(), *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
-    )
+        return [v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()]
+    return [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)]
+
+
+def normalise() -> list[Any]:
+    """uint8 -> float32 in [0, 1], then ImageNet mean/std."""
+    import torch
+    from torchvision.transforms import v2
+
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+
+
+def image_transform(image_size: int, *, train: bool) -> Callable[[Any], Any]:
+    """PIL image -> normalised float CHW tensor: `geometry`, then `normalise`."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToImage(), *geometry(image_size, train=train), *normalise()])
 
 
 def decode_image_sample(sample: dict[str, Any], transform: Callable[[Any], Any]) -> tuple[Any, int]:
@@ -76,7 +81,7 @@ def sample_label(sample: dict[str, Any]) -> int:
     return -1
 
 
-def token_window(data: bytes, *, dtype: Any, seq_len: int) -> tuple[Any, Any]:
+def token_window(data: bytes | memoryview, *, dtype: Any, seq_len: int) -> tuple[Any, Any]:
     """``seq_len + 1`` tokens -> (input_ids, labels), LongTensors of ``seq_len``."""
     import numpy as np
     import torch

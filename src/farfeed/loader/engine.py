@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.flow import Window
 from farfeed.loader.planner import Planner, Request
@@ -35,7 +37,7 @@ class FetchEngine:
         *,
         config: FetchConfig,
         window: Window,
-        check: Callable[[int, bytes], bool],
+        check: Callable[[int, memoryview], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
     ) -> None:
@@ -46,7 +48,7 @@ class FetchEngine:
         self._describe = describe
         self._stats = stats
         self._cond = threading.Condition()
-        self._ready: dict[int, tuple[Request, list[bytes]]] = {}
+        self._ready: dict[int, tuple[Request, list[memoryview]]] = {}
         self._error: BaseException | None = None
         self._finished = False
         self._next = 0
@@ -66,7 +68,7 @@ class FetchEngine:
         self._thread.start()
         return self
 
-    def get(self) -> tuple[Request, list[bytes]] | None:
+    def get(self) -> tuple[Request, list[memoryview]] | None:
         """The next request's verified samples, in plan order; None when all were delivered."""
         with self._cond:
             if self._next not in self._ready and self._error is None and not self._finished:
@@ -197,8 +199,10 @@ class FetchEngine:
         s.set("rtt_s", self._window.rtt)
 
     async def _fetch(self, req: Request, reader: RangeReader) -> None:
-        blobs = await reader.read(req.ranges, lambda: self._describe_request(req))
-        samples = req.cut(blobs)
+        buffer = np.empty(req.wire_bytes, dtype=np.uint8).data  # not zeroed: every byte is read
+        ranges = req.buffers(buffer)
+        await reader.read_into(req.ranges, ranges, lambda: self._describe_request(req))
+        samples = req.cut(ranges)
         if self._config.verify:
             for k, i in enumerate(req.ids.tolist()):
                 if not self._check(i, samples[k]):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from farfeed.loader.batch import Batch, make_batch
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import decode_image_sample, image_transform
 from farfeed.loader.engine import FetchEngine
@@ -37,8 +38,10 @@ def in_main_process() -> bool:
 
 def make_decoder(
     source: Source, decode: str | Callable[[dict[str, Any]], Any], *, image_size: int, train: bool
-) -> Callable[[int, bytes], Any]:
+) -> Callable[[int, memoryview], Any]:
     """The per-sample decode step chosen by ``decode`` (see `farfeed.Dataset`)."""
+    if decode == "batch":  # samples stay as verified views until `make_batch` copies them
+        return lambda i, data: data
     if decode in ("raw", "tokens"):  # a TokenSource unpacks to (input_ids, labels)
         return source.unpack
     if decode == "image":
@@ -57,7 +60,8 @@ class Pipeline:
         ids: npt.NDArray[np.int64],
         *,
         source: Source,
-        decode: Callable[[int, bytes], Any],
+        decode: Callable[[int, memoryview], Any],
+        batched: bool = False,
         config: FetchConfig,
         batch_size: int,
         stats: SharedStats,
@@ -66,6 +70,7 @@ class Pipeline:
         self._ids = ids
         self._source = source
         self._decode = decode
+        self._batched = batched
         self._config = config
         self._batch_size = batch_size
         self._shared = stats
@@ -99,8 +104,11 @@ class Pipeline:
             describe=source.describe,
             stats=stats,
         ).start()
-        add = stats.add
         try:
+            if self._batched:
+                yield from self._batches(engine, stats)
+                return
+            add = stats.add
             while (item := engine.get()) is not None:
                 req, samples = item
                 for i, data in zip(req.ids.tolist(), samples, strict=True):
@@ -110,6 +118,32 @@ class Pipeline:
                     yield out
         finally:
             engine.close()
+
+    def _batches(self, engine: FetchEngine, stats: WorkerStats) -> Iterator[Batch]:
+        """``decode="batch"``: whole batches, each copied once into one (shared) tensor."""
+        shared = not in_main_process()
+        index = getattr(self._source, "index", None)
+        ids: list[int] = []
+        views: list[memoryview] = []
+        while (item := engine.get()) is not None:
+            req, samples = item
+            for i, data in zip(req.ids.tolist(), samples, strict=True):
+                ids.append(i)
+                views.append(data)
+                if len(ids) == self._batch_size:
+                    yield self._emit(index, ids, views, stats, shared=shared)
+                    ids, views = [], []
+        if ids:
+            yield self._emit(index, ids, views, stats, shared=shared)
+
+    @staticmethod
+    def _emit(
+        index: Any, ids: list[int], views: list[memoryview], stats: WorkerStats, *, shared: bool
+    ) -> Batch:
+        batch = make_batch(index, ids, views, shared=shared)
+        stats.add("samples", len(ids))
+        stats.add("bytes", batch.nbytes)
+        return batch
 
 
 def _wait_for_first_batch(stats: WorkerStats, *, timeout: float) -> None:

@@ -47,16 +47,17 @@ class Request:
         """Bytes the coalesced ranges carry over the link."""
         return sum(r.length for r in self.ranges)
 
-    def cut(self, blobs: list[bytes]) -> list[bytes]:
-        """Each sample's bytes, in request order, from the coalesced ranges' bytes."""
-        out = []
-        for p in self.pieces:
-            blob = blobs[p.index]
-            if p.start == 0 and p.length == len(blob):
-                out.append(blob)
-            else:
-                out.append(bytes(memoryview(blob)[p.start : p.start + p.length]))
+    def buffers(self, buffer: memoryview) -> list[memoryview]:
+        """``buffer`` (``wire_bytes`` long) cut into one writable view per range, in order."""
+        out, pos = [], 0
+        for r in self.ranges:
+            out.append(buffer[pos : pos + r.length])
+            pos += r.length
         return out
+
+    def cut(self, ranges: list[memoryview]) -> list[memoryview]:
+        """Each sample's bytes, in request order: views into the ranges' buffers (no copies)."""
+        return [ranges[p.index][p.start : p.start + p.length] for p in self.pieces]
 
 
 def coalesce(spans: list[ByteRange], *, gap: int) -> tuple[list[ByteRange], list[Piece]]:

@@ -1,8 +1,9 @@
 """Reading byte ranges for the fetch engine: retries with backoff, failover, re-fetch on a bad checksum.
 
-Keeps the ranges that did arrive across retries (a cut batch-get resumes with the
-rest), times each request's first byte for the RTT estimate, and names the samples,
-the URL and the cause when it gives up.
+Bytes land straight in the caller's buffers (`Store.read_into`). Keeps the ranges that
+did arrive across retries (a cut batch-get resumes with the rest), times each request's
+first byte for the RTT estimate, and names the samples, the URL and the cause when it
+gives up. A store that stops sending is cut by the store's own ``timeout``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+
+import numpy as np
 
 from farfeed.errors import IntegrityError, StoreError, TransientError
 from farfeed.loader.config import FetchConfig
@@ -30,7 +33,7 @@ class RangeReader:
         config: FetchConfig,
         window: Window,
         stats: WorkerStats,
-        check: Callable[[int, bytes], bool],
+        check: Callable[[int, memoryview], bool],
         describe: Callable[[int], str],
     ) -> None:
         self._replicas = replicas
@@ -40,32 +43,41 @@ class RangeReader:
         self._check = check
         self._describe = describe
 
-    async def refetch(self, i: int, span: ByteRange) -> bytes:
+    async def refetch(self, i: int, span: ByteRange) -> memoryview:
         """Fetch one sample again until its checksum holds; never deliver bad bytes."""
+        out = np.empty(span.length, dtype=np.uint8).data
         for attempt in range(1, self._config.retries + 2):
             self._stats.add("refetches")
             await asyncio.sleep(self._config.retry.delay(attempt))
-            [blob] = await self.read([span], lambda: self._describe(i))
-            if self._check(i, blob):
-                return blob
+            await self.read_into([span], [out], lambda: self._describe(i))
+            if self._check(i, out):
+                return out
         raise IntegrityError(
             f"{self._describe(i)} from {self._replicas.active_url}: checksum mismatch on "
             f"{self._config.retries + 2} fetches in a row"
         )
 
-    async def read(self, ranges: Sequence[ByteRange], what: Callable[[], str]) -> list[bytes]:
-        """Read ``ranges``, keeping what arrived across retries and replicas."""
+    async def read_into(
+        self, ranges: Sequence[ByteRange], outs: Sequence[memoryview], what: Callable[[], str]
+    ) -> None:
+        """Read range ``k`` into ``outs[k]``, keeping what landed across retries and replicas."""
         replicas = self._replicas
-        got: list[bytes | None] = [None] * len(ranges)
+        todo = list(range(len(ranges)))
         attempt = 0
         while True:
             idx = replicas.active
+            landed: list[int] = []
+            mark = partial(self._landed, landed, time.monotonic(), [ranges[k].length for k in todo])
             try:
                 store = await replicas.store(idx)
-                await self._read_once(store, ranges, got)
+                await store.read_into(
+                    [ranges[k] for k in todo], [outs[k] for k in todo], landed=mark
+                )
                 replicas.succeeded(idx)
-                return [b for b in got if b is not None]
+                return
             except (TransientError, asyncio.TimeoutError) as exc:
+                arrived = set(landed)
+                todo = [k for j, k in enumerate(todo) if j not in arrived]
                 attempt += 1
                 self._stats.add("retries")
                 if replicas.failed(idx):
@@ -81,27 +93,9 @@ class RangeReader:
             except StoreError as exc:  # not found, access denied, bad request: not retried
                 raise type(exc)(f"{what()}: {exc}") from exc
 
-    async def _read_once(
-        self, store: Any, ranges: Sequence[ByteRange], got: list[bytes | None]
-    ) -> None:
-        todo = [k for k, b in enumerate(got) if b is None]
-        sent = time.monotonic()
-        agen = store.iter_many([ranges[k] for k in todo]).__aiter__()
-        try:
-            for n, k in enumerate(todo):
-                try:
-                    blob = await asyncio.wait_for(agen.__anext__(), self._config.timeout)
-                except StopAsyncIteration:
-                    raise TransientError(
-                        f"response ended after {n} of {len(todo)} ranges"
-                    ) from None
-                if n == 0:
-                    self._window.on_first_byte(time.monotonic() - sent)
-                if len(blob) != ranges[k].length:
-                    raise TransientError(
-                        f"short read: {len(blob)} of {ranges[k].length} bytes of {ranges[k].path!r}"
-                    )
-                got[k] = blob
-                self._stats.add("wire_bytes", len(blob))
-        finally:
-            await agen.aclose()
+    def _landed(self, landed: list[int], sent: float, lengths: list[int], j: int) -> None:
+        """Range ``j`` of this try arrived; the first one times the round trip."""
+        if not landed:
+            self._window.on_first_byte(time.monotonic() - sent)
+        landed.append(j)
+        self._stats.add("wire_bytes", lengths[j])

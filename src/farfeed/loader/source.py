@@ -31,8 +31,8 @@ class Source(Protocol):
     mean_bytes: int  # average bytes of one sample (sizes the first request)
 
     def span(self, i: int) -> ByteRange: ...
-    def check(self, i: int, data: bytes) -> bool: ...
-    def unpack(self, i: int, data: bytes) -> Any: ...
+    def check(self, i: int, data: memoryview) -> bool: ...
+    def unpack(self, i: int, data: memoryview) -> Any: ...
     def describe(self, i: int) -> str: ...
 
 
@@ -56,14 +56,14 @@ class SampleSource:
         shard, offset, size = self.index.span(i)
         return ByteRange(shard, int(offset), int(size))
 
-    def check(self, i: int, data: bytes) -> bool:
+    def check(self, i: int, data: memoryview) -> bool:
         try:
             self.index.verify(i, data)
         except IntegrityError:
             return False
         return True
 
-    def unpack(self, i: int, data: bytes) -> Any:
+    def unpack(self, i: int, data: memoryview) -> Any:
         return self.index.unpack(i, data, verify=False)
 
     def describe(self, i: int) -> str:
@@ -101,7 +101,7 @@ async def _open_source(
             continue
         kind = index.meta.kind
         if tokens != (kind == "tokens"):
-            want = 'decode="tokens"' if kind == "tokens" else 'decode="raw", "image" or a callable'
+            want = 'decode="tokens"' if kind == "tokens" else 'decode="raw", "image", "batch" or a callable'
             raise ConfigError(f"{url!r} is a dataset of kind {kind!r}: use {want}")
         source: Source
         if tokens:

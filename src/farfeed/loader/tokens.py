@@ -54,7 +54,7 @@ class TokenSource:
         _, off1, len1 = self.index.chunk_range(c1)
         return ByteRange(name, off0, off1 + len1 - off0)
 
-    def check(self, i: int, data: bytes) -> bool:
+    def check(self, i: int, data: memoryview) -> bool:
         _, _, c0, c1 = self._chunks(i)
         view = memoryview(data)
         base = self.index.chunk_range(c0)[1]
@@ -66,7 +66,7 @@ class TokenSource:
             return False
         return True
 
-    def unpack(self, i: int, data: bytes) -> tuple[Any, Any]:
+    def unpack(self, i: int, data: memoryview) -> tuple[Any, Any]:
         """(input_ids, labels), LongTensors of ``seq_len``."""
         f, t0, c0, _ = self._chunks(i)
         _, first_token, _ = self.index.chunk_tokens_range(c0)

@@ -13,10 +13,12 @@ translated here, at this one boundary.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Union
+
+from farfeed.errors import ConfigError, TransientError
 
 #: What `Store.write` and `Store.write_parts` accept: any contiguous bytes-like object.
 Chunk = Union[bytes, bytearray, memoryview]
@@ -38,8 +40,6 @@ class ByteRange:
 
     def __post_init__(self) -> None:
         if self.offset < 0 or self.length < 0:
-            from farfeed.errors import ConfigError
-
             raise ConfigError(
                 f"byte range needs offset >= 0 and length >= 0, got offset={self.offset!r} "
                 f"length={self.length!r} for {self.path!r}"
@@ -113,6 +113,30 @@ class Store(abc.ABC):
         """Like `read_many`, but yields each range as soon as it (and all before it) arrived."""
         for data in await self.read_many(ranges):
             yield data
+
+    async def read_into(
+        self,
+        ranges: Sequence[ByteRange],
+        outs: Sequence[memoryview],
+        *,
+        landed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Read range ``k`` into ``outs[k]`` (a writable view exactly that long), calling
+        ``landed(k)`` as each one is complete. The loader reads through this: the gateway
+        and local disk put the bytes straight in place; this default copies `iter_many`'s."""
+        k = 0
+        async for data in self.iter_many(ranges):
+            r = ranges[k]
+            if len(data) != r.length:
+                raise TransientError(
+                    f"short read: {len(data)} of {r.length} bytes of {r.path!r}", url=self.url
+                )
+            outs[k][:] = data
+            if landed is not None:
+                landed(k)
+            k += 1
+        if k != len(ranges):
+            raise TransientError(f"response ended after {k} of {len(ranges)} ranges", url=self.url)
 
     @abc.abstractmethod
     async def write(self, path: str, data: Chunk) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -17,6 +17,7 @@ import xxhash
 
 from farfeed.errors import StoreError
 from farfeed.store._batch import batch_body, plan_batches, read_frames
+from farfeed.store._batch_into import BatchIntoClient
 from farfeed.store._http import (
     HttpClient,
     check_status,
@@ -79,6 +80,7 @@ class GatewayStore(GatewayUploads):
         self._http = HttpClient(self.options)
         self._info = info
         self._fresh = {}
+        self._raw = BatchIntoClient(self.origin, self.options, display=f"{self.url} (/_farfeed/batch)")
 
     @property
     def gateway_info(self) -> dict[str, Any] | None:
@@ -154,6 +156,45 @@ class GatewayStore(GatewayUploads):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def read_into(
+        self,
+        ranges: Sequence[ByteRange],
+        outs: Sequence[memoryview],
+        *,
+        landed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Batch-gets whose payloads land straight in ``outs`` (one ``recv_into`` copy);
+        requests over the server's limits are split and run concurrently."""
+        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
+        if not items:
+            return
+        info = await self.info()
+        max_bytes = int(info.get("max_batch_bytes", 1 << 30))
+        groups = plan_batches(
+            items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
+        )
+
+        async def one(group: list[int]) -> None:
+            if len(group) == 1 and items[group[0]][2] > max_bytes:  # too big for a batch
+                r = ranges[group[0]]
+                await super(GatewayStore, self).read_into([r], [outs[group[0]]])
+                if landed is not None:
+                    landed(group[0])
+                return
+            mark = None if landed is None else (lambda k: landed(group[k]))
+            await self._raw.read_into([items[i] for i in group], [outs[i] for i in group], mark)
+
+        if len(groups) == 1:
+            await one(groups[0])
+            return
+        tasks = [asyncio.ensure_future(one(g)) for g in groups]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _batch(self, items: list[tuple[str, int, int]]) -> AsyncGenerator[bytes, None]:
         display = f"{self.url} (/_farfeed/batch)"
         session = await self._http.session()
@@ -218,4 +259,5 @@ class GatewayStore(GatewayUploads):
                     await check_status(resp, display)
 
     async def close(self) -> None:
+        await self._raw.close()
         await self._http.close()

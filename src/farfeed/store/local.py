@@ -11,7 +11,7 @@ import asyncio
 import errno
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -97,6 +97,50 @@ class LocalStore(Store):
 
         await asyncio.gather(*(one(p, idx) for p, idx in by_path.items()))
         return results
+
+    async def read_into(
+        self,
+        ranges: Sequence[ByteRange],
+        outs: Sequence[memoryview],
+        *,
+        landed: Callable[[int], None] | None = None,
+    ) -> None:
+        """``preadv`` straight into ``outs``: one worker-thread task per object."""
+        by_path: dict[str, list[int]] = {}
+        for i, r in enumerate(ranges):
+            by_path.setdefault(r.path, []).append(i)
+
+        async def one(path: str, indices: list[int]) -> None:
+            full = self._path(path)
+            spans = [(ranges[i].offset, outs[i]) for i in indices]
+            try:
+                await asyncio.to_thread(self._preadv_all, full, path, spans)
+            except OSError as exc:
+                raise self._translate(exc, path) from exc
+            if landed is not None:
+                for i in indices:
+                    landed(i)
+
+        await asyncio.gather(*(one(p, idx) for p, idx in by_path.items()))
+
+    def _preadv_all(self, full: Path, path: str, spans: list[tuple[int, memoryview]]) -> None:
+        fd = os.open(full, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            for offset, view in spans:
+                if offset + len(view) > size:
+                    raise BadRequestError(
+                        f"range offset={offset} length={len(view)} is outside {path!r} ({size} bytes)",
+                        url=f"{self.url}/{path}",
+                    )
+                pos = 0
+                while pos < len(view):  # preadv may return short on some filesystems
+                    got = os.preadv(fd, [view[pos:]], offset + pos)
+                    if got <= 0:
+                        raise TransientError(f"{path!r} shrank while being read", url=self.url)
+                    pos += got
+        finally:
+            os.close(fd)
 
     async def _read_file(self, path: str, spans: list[tuple[int, int | None]]) -> list[bytes]:
         for offset, length in spans:

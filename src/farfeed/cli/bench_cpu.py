@@ -1,0 +1,142 @@
+"""CLI: `farfeed bench cpu`, throughput and CPU-seconds per GB against the kernel's floor.
+
+farfeed bench cpu --links none,tokyo-fukuoka --repeats 3 --out bench-out/cpu/results.json
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from farfeed.bench.cpu.config import DEFAULT_MODES
+from farfeed.errors import ConfigError
+from farfeed.wan import PRESETS
+
+
+def _names(text: str, what: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ConfigError(f"{what} must be a comma-separated list, got {text!r}")
+    return names
+
+
+def cpu_bench(
+    links: str = typer.Option(
+        "none,tokyo-fukuoka",
+        "--links",
+        "--link",
+        help="Comma-separated: 'none' (loopback straight to the gateway, no emulator) and/or "
+        f"`farfeed wan` in front: a preset ({', '.join(PRESETS)}) or an RTT like 5ms "
+        "(100 Gb/s, 4 MiB window).",
+    ),
+    modes: str = typer.Option(
+        ",".join(DEFAULT_MODES),
+        "--modes",
+        help="Comma-separated client modes: floor, [batch-]in-process, [batch-]workers-N.",
+    ),
+    size: str | None = typer.Option(
+        None,
+        "--size",
+        help="Dataset size with a unit, e.g. 300MB or 1GiB (default 300MB; 30MB with --quick).",
+    ),
+    samples: int | None = typer.Option(
+        None, "--samples", help="Number of samples instead of --size."
+    ),
+    sample_bytes: int = typer.Option(
+        114_660, "--sample-bytes", help="Bytes per sample (114,660: an ImageNet JPEG, as MLPerf)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", help="Samples per batch."),
+    repeats: int | None = typer.Option(
+        None,
+        "--repeats",
+        help="Runs per link and mode, interleaved; figures are medians (default 3; 1 with --quick).",
+    ),
+    warmup: float = typer.Option(
+        0.1, "--warmup", help="Fraction of each epoch left out before the window opens."
+    ),
+    connections: int = typer.Option(
+        4,
+        "--floor-connections",
+        help="Keep-alive connections of the floor (socket) reader (curl uses one).",
+    ),
+    floor_passes: int | None = typer.Option(
+        None,
+        "--floor-passes",
+        help="The floor reads every shard this many times, so its window is long enough to "
+        "time (default 3; 1 with --quick).",
+    ),
+    curl: bool = typer.Option(
+        True, "--curl/--no-curl", help="Also a curl floor row (when curl is on PATH)."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Smoke test: 30 MB, 1 repeat, 1 floor pass."),
+    workdir: Path = typer.Option(
+        Path("bench-out/cpu"), "--workdir", help="Folder for the dataset (made once, reused)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="JSON report, and a Markdown table beside it (default WORKDIR/results.json).",
+    ),
+) -> None:
+    """Throughput AND cost: MB/s and CPU-seconds per GB of the client process tree (trainer + DataLoader workers) and of the gateway, for each way of reading a dataset, against the floor measured in the same run.
+
+    Loopback, page cache, bytes only (no image decoding), with and without `farfeed wan` in front. Each client run is a fresh process; its window leaves out the first --warmup of the epoch (start-up, first batches) and ends when the last sample arrives.
+
+    Modes (rows):
+    - floor (socket): a plain Python socket reader GETting whole shards (keep-alive, recv_into one buffer; the gateway answers with sendfile). The kernel's own copy: the bar.
+    - floor (curl): curl -s -o /dev/null of every shard in turn (one connection), when curl is on PATH; its window is its transfers' own time, its start-up CPU is taken off.
+    - in-process: farfeed.Dataset(decode="raw") iterated in the training process, no DataLoader: a dict of bytes per sample.
+    - workers-N: the same through farfeed.loader.DataLoader with N workers and torch's default collate (lists of bytes pickled through the workers' pipes).
+    - batch-in-process, batch-workers-N: decode="batch": whole batches as one farfeed.loader.Batch tensor each (shared memory from workers: a file descriptor crosses, not the bytes).
+
+    Columns:
+    - MB/s: bytes delivered in the window / its seconds (sample bytes; shard bytes for the floor).
+    - client CPU-s/GB: CPU seconds of the client tree per 10^9 bytes delivered (2.0 = two busy cores per GB/s).
+    - gateway CPU-s/GB: the same for the gateway (`farfeed serve`) process.
+    - x floor: that figure over the floor (socket) row's, same link, same run.
+    - wan CPU-s/GB: the emulator's, neither site's.
+    - cores @12.5 GB/s: CPU-s/GB x 12.5, the busy cores that side needs to fill a 100 Gb/s line at this cost.
+
+    Medians of --repeats. The load average before and after is printed under the table: a busy machine inflates CPU-s/GB too.
+    """
+    from rich.console import Console
+
+    from farfeed.bench.cpu import CpuBenchConfig, rich_table, run_cpu_bench, write_report
+    from farfeed.format.meta import parse_size
+
+    settings: dict[str, Any] = {
+        "links": _names(links, "--links"),
+        "modes": _names(modes, "--modes"),
+        "samples": samples,
+        "sample_bytes": sample_bytes,
+        "batch_size": batch_size,
+        "warmup": warmup,
+        "connections": connections,
+        "curl": curl,
+        "workdir": workdir,
+    }
+    if size is not None:
+        settings["size"] = parse_size(size)
+    if repeats is not None:
+        settings["repeats"] = repeats
+    if floor_passes is not None:
+        settings["floor_passes"] = floor_passes
+    cfg = CpuBenchConfig.quick_defaults(**settings) if quick else CpuBenchConfig(**settings)
+    command = "farfeed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = run_cpu_bench(cfg, command=command, say=typer.echo)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        console = Console(width=max(console.width, 140))
+    console.print(rich_table(report))
+    path = out if out is not None else workdir / "results.json"
+    table = write_report(report, path)
+    typer.echo(f"wrote {path} and {table}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `farfeed bench cpu` to the `farfeed bench` app."""
+    app.command("cpu")(cpu_bench)

@@ -1,0 +1,96 @@
+"""``decode="batch"``: whole batches in one tensor, shared memory across DataLoader workers,
+and `decode_images` (the GPU decoder's CPU fallback) equal to ``decode="image"``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.data import packed_images
+from helpers.samples import assert_exactly_once, read_span
+
+from farfeed.errors import ConfigError
+from farfeed.format import SampleIndex
+from farfeed.loader import Batch, DataLoader, Dataset
+from farfeed.loader.images import decode_images
+from farfeed.server import serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def gateway(image_dataset: Path) -> Iterator[str]:
+    with serve_in_thread(image_dataset.parent) as url:
+        yield f"{url}/{image_dataset.name}"
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_batches_hold_every_sample_once_byte_exact(
+    image_dataset: Path, gateway: str, num_workers: int
+) -> None:
+    index = SampleIndex.load(image_dataset)
+    ds = Dataset(gateway, decode="batch", batch_size=16, seed=4)
+    loader = DataLoader(ds, batch_size=16, num_workers=num_workers)
+    keys: list[str] = []
+    sizes = []
+    for batch in loader:
+        assert isinstance(batch, Batch)
+        sizes.append(len(batch))
+        assert batch.data.dtype == torch.uint8 and batch.offsets[-1] == batch.nbytes
+        if num_workers:
+            assert batch.data.is_shared()  # came over as a file descriptor, not pickled bytes
+        for k in range(len(batch)):
+            i = int(batch.ids[k])
+            assert batch.sample(k).numpy().tobytes() == read_span(image_dataset, index, i)
+            raw = index.unpack(i, read_span(image_dataset, index, i))
+            assert batch.member(k, "jpg").numpy().tobytes() == raw["jpg"]
+            assert int(batch.labels[k]) == int(index.label[i])
+            assert batch.keys[k] == raw["__key__"]
+        keys += batch.keys
+    assert_exactly_once(keys, image_dataset)
+    assert sizes[:-1] == [16] * (len(sizes) - 1)  # whole batches; the last one may be short
+    assert ds.stats()["samples"] == 120
+    assert loader.state_dict()["consumed"] == 120
+
+
+def test_batch_resume_mid_epoch(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset), decode="batch", batch_size=8, seed=1)
+    loader = DataLoader(ds, batch_size=8, num_workers=2)
+    full = [k for b in loader for k in b.keys]
+    it = iter(loader)
+    head = [k for _ in range(5) for k in next(it).keys]
+    state = loader.state_dict()
+    del it
+    again = DataLoader(Dataset(str(image_dataset), decode="batch", batch_size=8, seed=1), batch_size=8)
+    again.load_state_dict(state)
+    tail = [k for b in again for k in b.keys]
+    assert head + tail == full
+
+
+def test_missing_member_and_token_corpus_are_refused(image_dataset: Path, tmp_path: Path) -> None:
+    batch = next(iter(Dataset(str(image_dataset), decode="batch", batch_size=4)))
+    with pytest.raises(KeyError, match="no member 'png'"):
+        batch.member(0, "png")
+    from farfeed.format import make_sample_text, pack_text
+
+    pack_text(make_sample_text(tmp_path / "txt", max_bytes=64 * 1024), tmp_path / "tok")
+    with pytest.raises(ConfigError, match='use decode="tokens"'):
+        Dataset(str(tmp_path / "tok"), decode="batch")
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_decode_images_on_the_cpu_matches_decode_image(tmp_path: Path, train: bool) -> None:
+    dataset = packed_images(tmp_path / "ds", train=24, classes=3, seed=3, look="sample")
+    ref = Dataset(str(dataset), decode="image", image_size=32, train=False, shuffle=False)
+    expected = list(ref)
+    got: list[tuple[torch.Tensor, int]] = []
+    for batch in Dataset(str(dataset), decode="batch", batch_size=10, shuffle=False):
+        images, labels = decode_images(batch, image_size=32, train=train)
+        assert images.shape == (len(batch), 3, 32, 32) and images.dtype == torch.float32
+        got += list(zip(images, labels.tolist(), strict=True))
+    assert [label for _, label in got] == [label for _, label in expected]
+    if not train:  # the same decoder (libjpeg-turbo) and the same geometry: the same tensors
+        for (a, _), (b, _) in zip(got, expected, strict=True):
+            assert torch.equal(a, b)
+    else:  # random crops differ from the eval view, but the pixels are normalised alike
+        assert abs(float(torch.stack([a for a, _ in got]).mean())) < 1.0
