@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from farfeed.bench.cpu import CpuBenchConfig, run_cpu_bench, write_report
+from farfeed.bench.cpu import CpuBenchConfig, run_cpu_bench, write_cpu_report
 from farfeed.bench.cpu.floor import curl_path
 
 SAMPLES, SAMPLE_BYTES = 400, 114_660  # 46 MB: several 4 MiB requests after the warm-up
@@ -75,7 +75,7 @@ def test_quick_run_counts_every_byte_and_every_side(tmp_path: Path) -> None:
     assert report["links"]["none"] is None and report["links"]["2ms"]["rtt"] == pytest.approx(0.002)
     assert report["machine"]["cpus"] >= 1 and len(report["machine"]["loadavg_before"]) == 3
 
-    table = write_report(report, tmp_path / "out" / "results.json")
+    table = write_cpu_report(report, tmp_path / "out" / "results.json")
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == report
     assert "floor (socket)" in table.read_text()
 

@@ -7,7 +7,7 @@ import pytest
 
 from farfeed.errors import ConfigError
 from farfeed.loader.flow import MAX_REQUEST, MIN_REQUEST, Window
-from farfeed.loader.planner import Planner, coalesce
+from farfeed.loader.planner import Planner, merge_neighbours
 from farfeed.store.base import ByteRange
 
 OBJECTS = {"a": bytes(range(256)) * 4, "b": bytes(reversed(range(256))) * 4}
@@ -30,7 +30,7 @@ def test_coalesce_merges_neighbours_and_cuts_each_sample_back(
     gap: int, expected_ranges: int
 ) -> None:
     spans = list(SPANS.values())
-    ranges, pieces = coalesce(spans, gap=gap)
+    ranges, pieces = merge_neighbours(spans, gap=gap)
     assert len(ranges) == expected_ranges
     blobs = [read(r) for r in ranges]
     from farfeed.loader.planner import Request

@@ -105,7 +105,7 @@ def cpu_bench(
     """
     from rich.console import Console
 
-    from farfeed.bench.cpu import CpuBenchConfig, rich_table, run_cpu_bench, write_report
+    from farfeed.bench.cpu import CpuBenchConfig, rich_table, run_cpu_bench, write_cpu_report
     from farfeed.format.meta import parse_size
 
     settings: dict[str, Any] = {
@@ -133,7 +133,7 @@ def cpu_bench(
         console = Console(width=max(console.width, 140))
     console.print(rich_table(report))
     path = out if out is not None else workdir / "results.json"
-    table = write_report(report, path)
+    table = write_cpu_report(report, path)
     typer.echo(f"wrote {path} and {table}")
 
 

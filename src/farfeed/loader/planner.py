@@ -60,7 +60,7 @@ class Request:
         return [ranges[p.index][p.start : p.start + p.length] for p in self.pieces]
 
 
-def coalesce(spans: list[ByteRange], *, gap: int) -> tuple[list[ByteRange], list[Piece]]:
+def merge_neighbours(spans: list[ByteRange], *, gap: int) -> tuple[list[ByteRange], list[Piece]]:
     """Merge spans of one object that are at most ``gap`` bytes apart (overlaps included)."""
     order = sorted(range(len(spans)), key=lambda k: (spans[k].path, spans[k].offset))
     ranges: list[ByteRange] = []
@@ -144,7 +144,7 @@ class Planner:
             spans.append(s)
             total += s.length
             self._pos += 1
-        ranges, pieces = coalesce(spans, gap=self._gap)
+        ranges, pieces = merge_neighbours(spans, gap=self._gap)
         req = Request(self._seq, first, self._ids[first : self._pos], spans, ranges, pieces)
         self._seq += 1
         return req

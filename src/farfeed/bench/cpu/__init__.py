@@ -12,15 +12,15 @@ reader and curl), `procstat` (CPU of process trees from /proc), `report` (median
 """
 
 from farfeed.bench.cpu.config import DEFAULT_MODES, NO_LINK, CpuBenchConfig
-from farfeed.bench.cpu.harness import run_cpu_bench, write_report
-from farfeed.bench.cpu.report import markdown_table, rich_table
+from farfeed.bench.cpu.harness import run_cpu_bench, write_cpu_report
+from farfeed.bench.cpu.report import cpu_markdown_table, rich_table
 
 __all__ = [
     "DEFAULT_MODES",
     "NO_LINK",
     "CpuBenchConfig",
-    "markdown_table",
+    "cpu_markdown_table",
     "rich_table",
     "run_cpu_bench",
-    "write_report",
+    "write_cpu_report",
 ]

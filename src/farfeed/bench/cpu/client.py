@@ -51,7 +51,7 @@ class ClientSpec:
 Mark = tuple[float, int, dict[int, ProcessCpu], dict[int, ProcessCpu], dict[int, ProcessCpu]]
 
 
-class Window:
+class MeasureWindow:
     """Counts what the consumer received (``units``: samples, or bytes for the floor) and
     marks time and CPU when the count reaches ``start_at`` and when it reaches ``total``."""
 
@@ -102,7 +102,7 @@ def run_floor(spec: ClientSpec, shard_bytes: int) -> dict[str, Any]:
     ``warmup`` of the bytes."""
     from farfeed.bench.cpu.floor import read_shards
 
-    window = Window(total=shard_bytes, start_at=math.ceil(spec.warmup * shard_bytes),
+    window = MeasureWindow(total=shard_bytes, start_at=math.ceil(spec.warmup * shard_bytes),
                     gateway_pid=spec.gateway_pid, wan_pid=spec.wan_pid)  # fmt: skip
     read_shards(spec.url, spec.shards, connections=spec.connections,
                 on_bytes=lambda n: window.add(n, n))  # fmt: skip
@@ -124,7 +124,7 @@ def run_loader(spec: ClientSpec) -> dict[str, Any]:
     ds = Dataset(spec.url, decode=decode, batch_size=batch, seed=spec.seed)
     total = len(ds)
     start_at = min(math.ceil(spec.warmup * total / batch), total // batch) * batch
-    window = Window(total=total, start_at=start_at, gateway_pid=spec.gateway_pid,
+    window = MeasureWindow(total=total, start_at=start_at, gateway_pid=spec.gateway_pid,
                     wan_pid=spec.wan_pid)  # fmt: skip
     window.t0 = t0
     if decode == "batch":

@@ -59,7 +59,7 @@ def workers_of(mode: str) -> int | None:
     )
 
 
-def link_for(name: str) -> Link | None:
+def cpu_link(name: str) -> Link | None:
     """The emulated link a name stands for: None for "none"; a `farfeed.wan.PRESETS` name;
     or "Nms": N ms round trip on a 100 Gb/s line with the presets' 4 MiB window."""
     if name == NO_LINK:
@@ -99,7 +99,7 @@ class CpuBenchConfig:
         if not self.links:
             raise ConfigError("need at least one link (none, or a preset name)")
         for link in self.links:
-            link_for(link)
+            cpu_link(link)
         if not self.modes:
             raise ConfigError("need at least one mode")
         for mode in self.modes:

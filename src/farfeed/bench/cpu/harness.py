@@ -24,9 +24,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from farfeed.bench.cpu.config import CURL, FLOOR, LINE_RATE, CpuBenchConfig, link_for
+from farfeed.bench.cpu.config import CURL, FLOOR, LINE_RATE, CpuBenchConfig, cpu_link
 from farfeed.bench.cpu.floor import curl_path, run_curl
-from farfeed.bench.cpu.report import markdown_table, summarise
+from farfeed.bench.cpu.report import cpu_markdown_table, summarise
 from farfeed.bench.io.data import make_fixed_size_dataset
 from farfeed.errors import FarfeedError
 
@@ -164,7 +164,7 @@ def run_cpu_bench(
         host, port = gateway.url.split("//", 1)[1].rsplit(":", 1)
         wans: dict[str, WanProcess] = {}
         for link in cfg.links:
-            emulated = link_for(link)
+            emulated = cpu_link(link)
             if emulated is not None:
                 started_wan = WanProcess.start(upstream=(host, int(port)), link=emulated)
                 wans[link] = stack.enter_context(started_wan)
@@ -195,7 +195,7 @@ def run_cpu_bench(
         },
         "config": cfg.to_dict(),
         "dataset": data,
-        "links": {name: (lk.to_dict() if (lk := link_for(name)) else None) for name in cfg.links},
+        "links": {name: (lk.to_dict() if (lk := cpu_link(name)) else None) for name in cfg.links},
         "line_rate_gb_s": LINE_RATE / 1e9,
         "seconds": time.time() - started,
         "rows": summarise(runs, links=cfg.links, modes=modes),
@@ -203,9 +203,9 @@ def run_cpu_bench(
     }
 
 
-def write_report(report: dict[str, Any], path: Path) -> Path:
+def write_cpu_report(report: dict[str, Any], path: Path) -> Path:
     """The report as JSON at ``path`` and its table as Markdown beside it (``.md``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
-    path.with_suffix(".md").write_text(markdown_table(report))
+    path.with_suffix(".md").write_text(cpu_markdown_table(report))
     return path.with_suffix(".md")

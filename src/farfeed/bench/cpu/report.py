@@ -118,7 +118,7 @@ def rich_table(report: dict[str, Any]) -> Any:
     return table
 
 
-def markdown_table(report: dict[str, Any]) -> str:
+def cpu_markdown_table(report: dict[str, Any]) -> str:
     """The summary as Markdown (for docs/BENCHMARKS.md), with its caption and command."""
     names = [name.replace("\n", " ") for name in COLUMNS]
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]

@@ -101,7 +101,9 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Run the accelerator on the loader; figures in a flat dict."""
     import torch.utils.data  # noqa: F401 - a training script has torch imported already
 
-    import farfeed.loader  # noqa: F401
+    # imports before t0, as a training script has them: torch, the loader, the HTTP stack
+    import farfeed.store.gateway  # noqa: F401
+    from farfeed.loader import DataLoader, Dataset  # noqa: F401
 
     memory = MemorySampler().start()
     t0 = time.monotonic()

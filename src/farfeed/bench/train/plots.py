@@ -114,7 +114,7 @@ def overhead_figure(results: Sequence[dict[str, Any]]) -> Any:
     return fig
 
 
-def save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG and free it."""
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +128,8 @@ def plot_all(results: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     paths = []
     for result in results:
         name = result["workload"]
-        paths.append(save(throughput_figure(result), out / f"throughput-{name}.png"))
-        paths.append(save(loss_figure(result), out / f"loss-{name}.png"))
+        paths.append(save_figure(throughput_figure(result), out / f"throughput-{name}.png"))
+        paths.append(save_figure(loss_figure(result), out / f"loss-{name}.png"))
     if results:
-        paths.append(save(overhead_figure(results), out / "overhead-vs-rtt.png"))
+        paths.append(save_figure(overhead_figure(results), out / "overhead-vs-rtt.png"))
     return paths
