@@ -112,14 +112,9 @@ class GatewayStore(GatewayUploads):
 
     async def iter_many(self, ranges: Sequence[ByteRange]) -> AsyncIterator[bytes]:
         """Yield each range as its frame arrives; split requests run concurrently."""
-        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
-        if not items:
+        if not ranges:
             return
-        info = await self.info()
-        max_bytes = int(info.get("max_batch_bytes", 1 << 30))
-        groups = plan_batches(
-            items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
-        )
+        items, groups, max_bytes = await self._plan(ranges)
         if len(groups) == 1 and sum(i[2] for i in items) <= max_bytes:
             async with aclosing(self._batch(items)) as frames:
                 async for data in frames:
@@ -165,14 +160,9 @@ class GatewayStore(GatewayUploads):
     ) -> None:
         """Batch-gets whose payloads land straight in ``outs`` (one ``recv_into`` copy);
         requests over the server's limits are split and run concurrently."""
-        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
-        if not items:
+        if not ranges:
             return
-        info = await self.info()
-        max_bytes = int(info.get("max_batch_bytes", 1 << 30))
-        groups = plan_batches(
-            items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
-        )
+        items, groups, max_bytes = await self._plan(ranges)
 
         async def one(group: list[int]) -> None:
             if len(group) == 1 and items[group[0]][2] > max_bytes:  # too big for a batch
@@ -194,6 +184,19 @@ class GatewayStore(GatewayUploads):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _plan(
+        self, ranges: Sequence[ByteRange]
+    ) -> tuple[list[tuple[str, int, int]], list[list[int]], int]:
+        """(full path, offset, length) items, their groups within the server's batch limits,
+        and the byte limit (a single item over it is read with a range GET)."""
+        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
+        info = await self.info()
+        max_bytes = int(info.get("max_batch_bytes", 1 << 30))
+        groups = plan_batches(
+            items, max_ranges=int(info.get("max_batch_ranges", 4096)), max_bytes=max_bytes
+        )
+        return items, groups, max_bytes
 
     async def _batch(self, items: list[tuple[str, int, int]]) -> AsyncGenerator[bytes, None]:
         display = f"{self.url} (/_farfeed/batch)"
