@@ -47,13 +47,15 @@ def test_quick_run_counts_every_byte_and_every_side(tmp_path: Path) -> None:
     assert report["dataset"]["shard_bytes"] == shard_bytes
     for run in report["runs"]:
         floor = run["mode"] in ("floor", "curl")
-        expected = shard_bytes * cfg.floor_passes if floor else SAMPLES * SAMPLE_BYTES
+        expected = shard_bytes * cfg.floor_passes if floor else SAMPLES * SAMPLE_BYTES * cfg.epochs
         assert run["expected_bytes"] == expected
-        assert run["total_bytes"] == expected, run  # every byte of the epoch arrived
+        assert run["total_bytes"] == expected, run  # every byte of every epoch arrived
         assert run["complete"], run
         if run["mode"] != "curl":  # curl's window is its whole run
             assert run["window"] == "steady"
             assert 0 < run["window_bytes"] < run["total_bytes"], run  # warm-up left out
+            if not floor:  # the window lies in the last epoch
+                assert run["window_bytes"] <= SAMPLES * SAMPLE_BYTES, run
         assert run["window_s"] > 0 and run["mb_s"] > 0
         assert run["client_cpu_per_gb"] > 0 and run["gateway_cpu_per_gb"] > 0, run
         if run["link"] == "none":

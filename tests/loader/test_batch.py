@@ -14,6 +14,7 @@ from helpers.samples import assert_exactly_once, read_span
 from farfeed.errors import ConfigError
 from farfeed.format import SampleIndex
 from farfeed.loader import Batch, DataLoader, Dataset
+from farfeed.loader.arena import ArenaError
 from farfeed.loader.images import decode_images
 from farfeed.server import serve_in_thread
 
@@ -37,8 +38,8 @@ def test_batches_hold_every_sample_once_byte_exact(
         assert isinstance(batch, Batch)
         sizes.append(len(batch))
         assert batch.data.dtype == torch.uint8 and batch.offsets[-1] == batch.nbytes
-        if num_workers:
-            assert batch.data.is_shared()  # came over as a file descriptor, not pickled bytes
+        if num_workers:  # read into the worker's arena: only (offset, length) crossed
+            assert batch.lease is not None and batch.valid
         for k in range(len(batch)):
             i = int(batch.ids[k])
             assert batch.sample(k).numpy().tobytes() == read_span(image_dataset, index, i)
@@ -51,6 +52,46 @@ def test_batches_hold_every_sample_once_byte_exact(
     assert sizes[:-1] == [16] * (len(sizes) - 1)  # whole batches; the last one may be short
     assert ds.stats()["samples"] == 120
     assert loader.state_dict()["consumed"] == 120
+
+
+def test_arena_regions_are_reused_only_after_release_and_stale_batches_refuse(
+    image_dataset: Path, gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = SampleIndex.load(image_dataset)
+    ds = Dataset(gateway, decode="batch", batch_size=8, seed=2)
+    # an arena of ~4 requests of one batch each (~16 KiB): reused many times
+    monkeypatch.setattr("farfeed.loader.dataloader.arena_capacity", lambda *a, **k: 4 * 8 * 2300)
+    loader = DataLoader(ds, batch_size=8, num_workers=1, keep_batches=1)
+    it = iter(loader)
+    first = next(it)
+    kept = first.clone()
+    assert first.lease is not None and first.valid
+    seen = list(first.keys)
+    for batch in it:  # a small arena: its regions are reused many times
+        assert batch.valid
+        for k in range(len(batch)):  # every batch intact although regions are reused
+            i = int(batch.ids[k])
+            assert batch.sample(k).numpy().tobytes() == read_span(image_dataset, index, i)
+        seen += batch.keys
+    assert_exactly_once(seen, image_dataset)
+    assert not first.valid  # released once a newer batch was taken, then overwritten
+    with pytest.raises(ArenaError, match="clone"):
+        first.member(0, "jpg")
+    assert kept.lease is None and kept.valid
+    for k in range(len(kept)):
+        assert kept.sample(k).numpy().tobytes() == read_span(image_dataset, index, int(kept.ids[k]))
+
+
+def test_batches_without_arenas_from_a_plain_torch_dataloader(image_dataset: Path, gateway: str) -> None:
+    """No farfeed DataLoader, so no arenas: batches arrive in fresh shared memory."""
+    from torch.utils.data import DataLoader as TorchLoader
+
+    ds = Dataset(gateway, decode="batch", batch_size=16, seed=3)
+    keys = []
+    for batch in TorchLoader(ds, batch_size=None, num_workers=2):
+        assert batch.lease is None and batch.data.is_shared()
+        keys += batch.keys
+    assert_exactly_once(keys, image_dataset)
 
 
 def test_batch_resume_mid_epoch(image_dataset: Path) -> None:

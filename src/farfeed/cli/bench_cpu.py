@@ -56,7 +56,13 @@ def cpu_bench(
         help="Runs per link and mode, interleaved; figures are medians (default 3; 1 with --quick).",
     ),
     warmup: float = typer.Option(
-        0.1, "--warmup", help="Fraction of each epoch left out before the window opens."
+        0.1, "--warmup", help="Fraction of the last epoch left out before the window opens."
+    ),
+    epochs: int = typer.Option(
+        2,
+        "--epochs",
+        help="Epochs each loader run reads (one DataLoader, set_epoch between); the window "
+        "is in the last one, as in a job that runs many.",
     ),
     connections: int = typer.Option(
         4,
@@ -84,14 +90,14 @@ def cpu_bench(
 ) -> None:
     """Throughput AND cost: MB/s and CPU-seconds per GB of the client process tree (trainer + DataLoader workers) and of the gateway, for each way of reading a dataset, against the floor measured in the same run.
 
-    Loopback, page cache, bytes only (no image decoding), with and without `farfeed wan` in front. Each client run is a fresh process; its window leaves out the first --warmup of the epoch (start-up, first batches) and ends when the last sample arrives.
+    Loopback, page cache, bytes only (no image decoding), with and without `farfeed wan` in front. Each client run is a fresh process that reads --epochs epochs; its window leaves out the first --warmup of the last epoch (start-up, first batches) and ends when the last sample arrives.
 
     Modes (rows):
     - floor (socket): a plain Python socket reader GETting whole shards (keep-alive, recv_into one buffer; the gateway answers with sendfile). The kernel's own copy: the bar.
     - floor (curl): curl -s -o /dev/null of every shard in turn (one connection), when curl is on PATH; its window is its transfers' own time, its start-up CPU is taken off.
     - in-process: farfeed.Dataset(decode="raw") iterated in the training process, no DataLoader: a dict of bytes per sample.
     - workers-N: the same through farfeed.loader.DataLoader with N workers and torch's default collate (lists of bytes pickled through the workers' pipes).
-    - batch-in-process, batch-workers-N: decode="batch": whole batches as one farfeed.loader.Batch tensor each (shared memory from workers: a file descriptor crosses, not the bytes).
+    - batch-in-process, batch-workers-N: decode="batch": whole batches as one farfeed.loader.Batch tensor each (from workers: the bytes land in the worker's shared arena; offsets cross, not the bytes).
 
     Columns:
     - MB/s: bytes delivered in the window / its seconds (sample bytes; shard bytes for the floor).
@@ -115,6 +121,7 @@ def cpu_bench(
         "sample_bytes": sample_bytes,
         "batch_size": batch_size,
         "warmup": warmup,
+        "epochs": epochs,
         "connections": connections,
         "curl": curl,
         "workdir": workdir,

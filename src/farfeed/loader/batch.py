@@ -1,9 +1,14 @@
 """`Batch`: a whole batch of raw samples in one uint8 tensor (what ``decode="batch"`` yields).
 
-In a DataLoader worker the tensor is made in shared memory, so it reaches the training
-process as a file descriptor: the samples' bytes are not pickled through the worker's
-pipe. Each sample's members (``jpg``, ``cls``...) are (start, length) pairs into the same
-tensor, so e.g. the JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
+The bytes are never copied: the socket writes them where the batch's tensor lies. In
+`farfeed.loader.DataLoader` workers that is the worker's batch arena (`farfeed.loader.arena`,
+shared memory mapped once), and only ``(offset, length)`` and small tables cross to the
+training process. Each sample's members (``jpg``, ``cls``...) are (start, length) pairs
+into the same tensor, so e.g. the JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
+
+A batch from an arena is valid until the training loop has taken ``keep_batches`` (default
+2) newer batches; then its bytes are reused. `member` and `sample` refuse a reused batch;
+`clone` keeps one for longer.
 
     for batch in DataLoader(Dataset(url, decode="batch", batch_size=256), batch_size=256,
                             num_workers=8):
@@ -14,11 +19,13 @@ tensor, so e.g. the JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+from farfeed.loader.arena import ArenaError, Lease
 
 
 @dataclass
@@ -41,17 +48,47 @@ class Batch:
     labels: torch.Tensor
     keys: list[str]
     members: dict[str, torch.Tensor]
+    lease: Lease | None = field(default=None, repr=False)
+    """Where ``data`` lies in a worker's batch arena (None: ``data`` is the batch's own)."""
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Crossing processes: ``data`` goes as a tensor (a file descriptor to its shared
-        memory); the small tables go by value as numpy arrays, since every tensor storage
-        sent costs torch its own descriptor round trip (~0.5 ms each)."""
+        """Crossing processes: from an arena, only the lease (arena, offset, length); else
+        ``data`` as a tensor (a file descriptor to its shared memory). The small tables go
+        by value as numpy arrays, since every tensor storage sent costs torch its own
+        descriptor round trip (~0.5 ms each)."""
         tables = {ext: t.numpy() for ext, t in self.members.items()}
         small = (self.offsets.numpy(), self.ids.numpy(), self.labels.numpy(), self.keys, tables)
+        if self.lease is not None:
+            return (_rebuild_leased, (self.lease, *small))
         return (_rebuild, (self.data, *small))
+
+    @property
+    def valid(self) -> bool:
+        """False once the loader reused this batch's arena region (see the module docs)."""
+        return self.lease is None or self.lease.valid
+
+    def _check(self) -> None:
+        if not self.valid:
+            raise ArenaError(
+                "this Batch's bytes were reused: a batch from DataLoader workers is kept "
+                "until the training loop has taken keep_batches newer ones; call "
+                "batch.clone() to keep it longer, or raise keep_batches"
+            )
+
+    def clone(self) -> Batch:
+        """A copy that owns its bytes (not tied to a worker's arena)."""
+        self._check()
+        return Batch(
+            data=self.data.clone(),
+            offsets=self.offsets.clone(),
+            ids=self.ids.clone(),
+            labels=self.labels.clone(),
+            keys=list(self.keys),
+            members={ext: t.clone() for ext, t in self.members.items()},
+        )
 
     @property
     def nbytes(self) -> int:
@@ -59,10 +96,12 @@ class Batch:
 
     def sample(self, k: int) -> torch.Tensor:
         """Sample ``k``'s whole span: a uint8 view into ``data`` (no copy)."""
+        self._check()
         return self.data[int(self.offsets[k]) : int(self.offsets[k + 1])]
 
     def member(self, k: int, ext: str) -> torch.Tensor:
         """Sample ``k``'s member ``ext`` (e.g. ``"jpg"``): a uint8 view into ``data``."""
+        self._check()
         table = self.members.get(ext)
         if table is None:
             raise KeyError(f"no member {ext!r} in this batch; it has {sorted(self.members)}")
@@ -79,6 +118,7 @@ def _rebuild(
     labels: np.ndarray,
     keys: list[str],
     members: dict[str, np.ndarray],
+    lease: Lease | None = None,
 ) -> Batch:
     return Batch(
         data=data,
@@ -87,7 +127,19 @@ def _rebuild(
         labels=torch.from_numpy(labels),
         keys=keys,
         members={ext: torch.from_numpy(t) for ext, t in members.items()},
+        lease=lease,
     )
+
+
+def _rebuild_leased(
+    lease: Lease,
+    offsets: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    keys: list[str],
+    members: dict[str, np.ndarray],
+) -> Batch:
+    return _rebuild(lease.tensor(), offsets, ids, labels, keys, members, lease=lease)
 
 
 def new_buffer(nbytes: int, *, shared: bool) -> torch.Tensor:
@@ -104,16 +156,17 @@ def new_buffer(nbytes: int, *, shared: bool) -> torch.Tensor:
     return torch.empty(0, dtype=torch.uint8).set_(storage)[:nbytes]
 
 
-def make_batch(index: Any, ids: Sequence[int], views: Sequence[memoryview], *, shared: bool) -> Batch:
-    """One `Batch` from samples ``ids`` of a `SampleIndex` and their verified spans."""
-    n = len(views)
-    sizes = np.fromiter((len(v) for v in views), dtype=np.int64, count=n)
+def make_batch(
+    index: Any, ids: Sequence[int] | np.ndarray, data: torch.Tensor, sizes: Sequence[int], *,
+    lease: Lease | None = None,
+) -> Batch:  # fmt: skip
+    """One `Batch` of samples ``ids`` of a `SampleIndex`, whose verified spans lie back to
+    back in ``data`` (``sizes[k]`` bytes each): no copy."""
+    n = len(sizes)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    data = new_buffer(int(offsets[-1]), shared=shared)
-    flat = data.numpy()
-    for k, view in enumerate(views):
-        flat[offsets[k] : offsets[k + 1]] = np.frombuffer(view, dtype=np.uint8)
+    np.cumsum(np.asarray(sizes, dtype=np.int64), out=offsets[1:])
+    if int(offsets[-1]) != int(data.numel()):
+        raise ValueError(f"{int(offsets[-1])} bytes of samples in a {int(data.numel())}-byte tensor")
     id_array = np.asarray(ids, dtype=np.int64)
     return Batch(
         data=data,
@@ -122,6 +175,7 @@ def make_batch(index: Any, ids: Sequence[int], views: Sequence[memoryview], *, s
         labels=torch.from_numpy(index.label[id_array].astype(np.int64)),
         keys=[k.decode("utf-8", "surrogateescape") for k in index.key[id_array].tolist()],
         members=_member_tables(index, id_array, offsets),
+        lease=lease,
     )
 
 

@@ -15,13 +15,20 @@ workers take whole batches in turn (the sampler's rule 5), the position is exact
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import torch.multiprocessing
 import torch.utils.data
 
 from farfeed.errors import ConfigError
+from farfeed.loader.arena import KEEP_BATCHES, Arenas, Lease
+from farfeed.loader.batch import Batch
 from farfeed.loader.dataset import Dataset
+
+#: A worker's arena holds at least this many batches of the dataset's mean size.
+ARENA_BATCHES = 8
 
 _REFUSED = {
     "shuffle": "the Dataset shuffles (seed=, shuffle=)",
@@ -37,10 +44,22 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     Other keyword arguments go to torch's DataLoader; ``persistent_workers`` and
     ``in_order=False`` are refused (a kept worker would not see `set_epoch`, and
     out-of-order batches would break the position count).
+
+    With ``decode="batch"`` and forked workers, each worker reads into an arena of shared
+    memory mapped once (`farfeed.loader.arena`): a `Batch` stays valid until the loop has
+    taken ``keep_batches`` newer batches, then its bytes are reused (``batch.clone()``
+    keeps one longer). Raise ``keep_batches`` if the loop holds more batches at once
+    (e.g. an asynchronous copy to the GPU still reading the previous ones).
     """
 
     def __init__(
-        self, dataset: Dataset, *, batch_size: int = 1, num_workers: int = 0, **kwargs: Any
+        self,
+        dataset: Dataset,
+        *,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        keep_batches: int = KEEP_BATCHES,
+        **kwargs: Any,
     ) -> None:
         if not isinstance(dataset, Dataset):
             raise ConfigError(
@@ -57,7 +76,16 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             )
         if kwargs.get("in_order") is False:
             raise ConfigError("in_order=False is not supported: positions count batches in order")
-        dataset.attach_loader(batch_size=batch_size)
+        if not isinstance(keep_batches, int) or keep_batches < 1:
+            raise ConfigError(f"keep_batches must be an int >= 1, got {keep_batches!r}")
+        arenas = None
+        if dataset.decode == "batch" and num_workers > 0 and _forks(kwargs):
+            capacity = arena_capacity(dataset, num_workers=num_workers, keep_batches=keep_batches)
+            arenas = Arenas(num_workers=num_workers, capacity=capacity)
+        dataset.attach_loader(batch_size=batch_size, arenas=arenas)
+        self._arenas = arenas
+        self._arenas_busy = False
+        self._keep = keep_batches
         # decode="batch": the Dataset yields whole batches already (one tensor each)
         torch_batch = None if dataset.decode == "batch" else batch_size
         super().__init__(dataset, batch_size=torch_batch, num_workers=num_workers, **kwargs)
@@ -71,6 +99,12 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         base = ds.resume_position
         self._epoch, self._consumed, self._wait = ds.epoch, base, 0.0
         ds.reset_stats()
+        if self._arenas is not None:
+            if self._arenas_busy:  # another iteration's workers still write the arenas
+                self._arenas = Arenas(num_workers=self._arenas.num_workers,
+                                    capacity=self._arenas.capacity)  # fmt: skip
+                ds.attach_loader(batch_size=ds.batch_size, arenas=self._arenas)
+            self._arenas.start_iteration()  # batches kept from an earlier epoch are stale
         inner = super().__iter__()  # worker processes start here, with the resume point
         ds.resume_position_used()
         return self._count(inner, base)
@@ -78,6 +112,9 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     def _count(self, inner: Iterator[Any], base: int) -> Iterator[Any]:
         ds = self._ds
         batches = 0
+        held: deque[Lease] = deque()  # arena batches handed out, newest last
+        arenas = self._arenas
+        self._arenas_busy = arenas is not None
         bar = None
         if ds.progress:
             from farfeed.loader.progress import EpochProgress
@@ -94,12 +131,18 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
                     return
                 self._wait += time.monotonic() - t0
                 batches += 1
+                if arenas is not None and isinstance(batch, Batch) and batch.lease is not None:
+                    held.append(batch.lease)
+                    while len(held) > self._keep:
+                        arenas.release(held.popleft())
                 delivered = batches * ds.batch_size
                 self._consumed = ds.sampler.consumed_after(ds.world.world_size, base, delivered)
                 if bar is not None:
                     bar.advance()
                 yield batch
         finally:
+            if arenas is not None and arenas is self._arenas:
+                self._arenas_busy = False
             if bar is not None:
                 bar.__exit__(None, None, None)
 
@@ -120,3 +163,21 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         """Resume from `state_dict` (same or another num_workers or world size)."""
         self._ds.load_state_dict(state)
         self._epoch, self._consumed = self._ds.epoch, self._ds.resume_position
+
+
+def arena_capacity(dataset: Dataset, *, num_workers: int, keep_batches: int) -> int:
+    """Bytes of one worker's arena: its share of the memory budget, and room for
+    ``ARENA_BATCHES + keep_batches`` batches of the mean size at the least."""
+    per_worker = dataset.fetch_config.memory_budget // num_workers
+    batch_bytes = dataset.batch_size * dataset.source.mean_bytes
+    return max(per_worker, (ARENA_BATCHES + keep_batches) * batch_bytes)
+
+
+def _forks(kwargs: Mapping[str, Any]) -> bool:
+    """True when the workers will be forked (they then inherit the arenas' mappings)."""
+    context = kwargs.get("multiprocessing_context")
+    if context is None:
+        return torch.multiprocessing.get_start_method(allow_none=False) == "fork"
+    if isinstance(context, str):
+        return context == "fork"
+    return bool(context.get_start_method() == "fork")

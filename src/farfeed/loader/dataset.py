@@ -12,6 +12,7 @@ from typing import Any
 from torch.utils.data import IterableDataset
 
 from farfeed.errors import ConfigError
+from farfeed.loader.arena import Arenas
 from farfeed.loader.batch import Batch
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import image_transform
@@ -117,6 +118,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         if decode == "image":  # import before fork: workers then start decoding at once
             image_transform(image_size, train=train)
         self._shared = SharedStats()
+        self._arenas: Arenas | None = None  # decode="batch" in farfeed.loader.DataLoader workers
 
     # -- epochs and length -------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             batch_size=self.batch_size,
             stats=self._shared,
             world=world,
+            arenas=self._arenas,
         )
         in_process = world.num_workers == 1 and in_main_process()
         self._consumed = start
@@ -234,11 +237,13 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         (`farfeed.loader.DataLoader` calls this once its workers hold their copy.)"""
         self._start = 0
 
-    def attach_loader(self, *, batch_size: int) -> None:
+    def attach_loader(self, *, batch_size: int, arenas: Arenas | None = None) -> None:
         """Called by `farfeed.loader.DataLoader`: workers take whole batches of
-        ``batch_size`` in turn, and the loader (not the Dataset) shows progress."""
+        ``batch_size`` in turn, and the loader (not the Dataset) shows progress. With
+        ``arenas`` (``decode="batch"``, forked workers) each worker fills its ring."""
         self.batch_size = batch_size
         self._loader_owned = True
+        self._arenas = arenas
 
     # -- stats ---------------------------------------------------------------------------
 

@@ -26,6 +26,17 @@ from farfeed.loader.stats import WorkerStats
 __all__ = ["FetchConfig", "FetchEngine"]
 
 MAX_TASKS = 32
+#: How often a fetch engine waiting for its buffer source (a batch ring) looks again, s.
+ROOM_POLL_S = 0.002
+
+#: Where a request's bytes land: a writable buffer of ``req.wire_bytes``, or None when
+#: there is no room now (the engine asks again shortly).
+Allocator = Callable[[Request], memoryview | None]
+
+
+def heap_buffer(req: Request) -> memoryview:
+    """A fresh, unzeroed buffer for one request (every byte of it is read)."""
+    return np.empty(req.wire_bytes, dtype=np.uint8).data
 
 
 class FetchEngine:
@@ -40,15 +51,19 @@ class FetchEngine:
         check: Callable[[int, memoryview], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
+        allocate: Allocator = heap_buffer,
+        max_request: int | None = None,
     ) -> None:
         self._planner = planner
+        self._allocate = allocate
+        self._max_request = max_request
         self._config = config
         self._window = window
         self._check = check
         self._describe = describe
         self._stats = stats
         self._cond = threading.Condition()
-        self._ready: dict[int, tuple[Request, list[memoryview]]] = {}
+        self._ready: dict[int, tuple[Request, memoryview, list[memoryview]]] = {}
         self._error: BaseException | None = None
         self._finished = False
         self._next = 0
@@ -68,8 +83,9 @@ class FetchEngine:
         self._thread.start()
         return self
 
-    def get(self) -> tuple[Request, list[memoryview]] | None:
-        """The next request's verified samples, in plan order; None when all were delivered."""
+    def get(self) -> tuple[Request, memoryview, list[memoryview]] | None:
+        """The next request, its buffer and its verified samples (views into the buffer), in
+        plan order; None when all were delivered."""
         with self._cond:
             if self._next not in self._ready and self._error is None and not self._finished:
                 t0 = time.monotonic()
@@ -153,33 +169,42 @@ class FetchEngine:
                 self._fail(task.exception())  # type: ignore[arg-type]
             wake.set()
 
+        pending: Request | None = None  # taken, waiting for a buffer
         try:
             while not self._stop.is_set():
                 target = self._window.update()
                 while (
                     len(tasks) < MAX_TASKS
-                    and not self._planner.done
+                    and (pending is not None or not self._planner.done)
                     and self._inflight < self._window.inflight
                     and self._inflight + self._buffered < target
                 ):
-                    held = self._inflight + self._buffered
-                    room = self._window.budget - held  # the hard cap: never past the budget
-                    if held and room < self._planner.next_bytes():
+                    if pending is None:
+                        held = self._inflight + self._buffered
+                        room = self._window.budget - held  # the hard cap: never past the budget
+                        if held and room < self._planner.next_bytes():
+                            break
+                        size = max(1, min(self._window.request_bytes(), room))
+                        if self._max_request is not None:
+                            size = min(size, self._max_request)
+                        pending = self._planner.take(size)
+                        assert pending is not None
+                    buffer = self._allocate(pending)
+                    if buffer is None:
                         break
-                    req = self._planner.take(max(1, min(self._window.request_bytes(), room)))
-                    assert req is not None
+                    req, pending = pending, None
                     self._inflight += req.nbytes
-                    task = loop.create_task(self._fetch(req, reader))
+                    task = loop.create_task(self._fetch(req, buffer, reader))
                     tasks.add(task)
                     task.add_done_callback(done)
                 self._publish(target)
-                if self._planner.done and not tasks:
+                if self._planner.done and pending is None and not tasks:
                     with self._cond:
                         self._finished = True
                         self._cond.notify_all()
                     break
                 try:
-                    await asyncio.wait_for(wake.wait(), 0.25)
+                    await asyncio.wait_for(wake.wait(), 0.25 if pending is None else ROOM_POLL_S)
                 except asyncio.TimeoutError:
                     pass
                 wake.clear()
@@ -198,17 +223,17 @@ class FetchEngine:
         s.set("window_bytes", target)
         s.set("rtt_s", self._window.rtt)
 
-    async def _fetch(self, req: Request, reader: RangeReader) -> None:
-        buffer = np.empty(req.wire_bytes, dtype=np.uint8).data  # not zeroed: every byte is read
+    async def _fetch(self, req: Request, buffer: memoryview, reader: RangeReader) -> None:
         ranges = req.buffers(buffer)
         await reader.read_into(req.ranges, ranges, lambda: self._describe_request(req))
         samples = req.cut(ranges)
         if self._config.verify:
             for k, i in enumerate(req.ids.tolist()):
                 if not self._check(i, samples[k]):
-                    samples[k] = await reader.refetch(i, req.spans[k])
+                    # good bytes go back in place: the request's buffer stays whole
+                    samples[k][:] = await reader.refetch(i, req.spans[k])
         with self._cond:
-            self._ready[req.seq] = (req, samples)
+            self._ready[req.seq] = (req, buffer, samples)
             self._inflight -= req.nbytes
             self._buffered += req.nbytes
             self._cond.notify_all()

@@ -101,10 +101,13 @@ class Planner:
         gap: int = 0,
         max_ranges: int = 4096,
         start: int = 0,
+        unit: int = 1,
+        merge: bool = True,
     ) -> None:
-        if gap < 0 or max_ranges < 1:
+        if gap < 0 or max_ranges < 1 or unit < 1:
             raise ConfigError(
-                f"need gap >= 0 and max_ranges >= 1, got gap={gap!r} max_ranges={max_ranges!r}"
+                f"need gap >= 0, max_ranges >= 1 and unit >= 1, got gap={gap!r} "
+                f"max_ranges={max_ranges!r} unit={unit!r}"
             )
         if not 0 <= start <= len(ids):
             raise ConfigError(f"start must be within 0..{len(ids)}, got {start!r}")
@@ -114,6 +117,8 @@ class Planner:
         self._max_ranges = max_ranges
         self._pos = start
         self._seq = 0
+        self._unit = unit
+        self._merge = merge
 
     @property
     def position(self) -> int:
@@ -130,21 +135,36 @@ class Planner:
         return 0 if self.done else self._span(int(self._ids[self._pos])).length
 
     def take(self, max_bytes: int, *, max_items: int | None = None) -> Request | None:
-        """The next request: at least one sample, then samples while under ``max_bytes``."""
+        """The next request: at least one sample, then samples while under ``max_bytes``.
+
+        With ``unit`` > 1 (whole batches), the count is cut down to a multiple of
+        ``unit``, and raised to one whole unit (or what is left). With ``merge=False``
+        the ranges are the samples' spans in stream order (the request's buffer then
+        holds the samples back to back, in order)."""
         if self.done:
             return None
         limit = self._max_ranges if max_items is None else max(1, min(max_items, self._max_ranges))
+        unit = self._unit
+        if unit > 1:
+            limit = max(unit, limit - limit % unit)
         first = self._pos
         spans: list[ByteRange] = []
         total = 0
         while self._pos < len(self._ids) and len(spans) < limit:
             s = self._span(int(self._ids[self._pos]))
-            if spans and total + s.length > max_bytes:
+            if spans and total + s.length > max_bytes and len(spans) >= unit:
                 break
             spans.append(s)
             total += s.length
             self._pos += 1
-        ranges, pieces = merge_neighbours(spans, gap=self._gap)
+        if unit > 1 and self._pos < len(self._ids) and len(spans) % unit:
+            cut = len(spans) - len(spans) % unit  # >= unit: the loop runs to one whole unit
+            del spans[cut:]
+            self._pos = first + cut
+        if self._merge:
+            ranges, pieces = merge_neighbours(spans, gap=self._gap)
+        else:
+            ranges, pieces = list(spans), [Piece(k, 0, s.length) for k, s in enumerate(spans)]
         req = Request(self._seq, first, self._ids[first : self._pos], spans, ranges, pieces)
         self._seq += 1
         return req

@@ -37,6 +37,7 @@ class ClientSpec:
     wan_pid: int | None = None
     warmup: float = 0.1
     batch_size: int = 32
+    epochs: int = 1
     shards: tuple[str, ...] = ()
     connections: int = 4
     member: str = "bin"
@@ -46,6 +47,8 @@ class ClientSpec:
         workers_of(self.mode)
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs!r}")
 
 
 Mark = tuple[float, int, dict[int, ProcessCpu], dict[int, ProcessCpu], dict[int, ProcessCpu]]
@@ -110,11 +113,13 @@ def run_floor(spec: ClientSpec, shard_bytes: int) -> dict[str, Any]:
 
 
 def run_loader(spec: ClientSpec) -> dict[str, Any]:
-    """One epoch of ``farfeed.Dataset``, iterated here (in-process) or through
+    """``epochs`` epochs of ``farfeed.Dataset``, iterated here (in-process) or through
     ``farfeed.loader.DataLoader`` with N workers: ``decode="raw"`` with the default collate
     (dicts of bytes, what users got so far), or ``decode="batch"`` (`farfeed.loader.Batch`:
-    one shared-memory tensor per batch). Each sample's member bytes are counted, not read.
-    The window opens at a batch boundary."""
+    one tensor per batch, in the workers' shared arenas). Each sample's member bytes are
+    counted, not read. The window opens at a batch boundary of the last epoch: a training
+    job runs many epochs, and what is set up once per job (the workers' arenas, their
+    pages) is then paid for."""
     from farfeed.loader import DataLoader, Dataset
 
     t0 = time.monotonic()
@@ -122,27 +127,34 @@ def run_loader(spec: ClientSpec) -> dict[str, Any]:
     batch, key = spec.batch_size, spec.member
     decode = decode_of(spec.mode)
     ds = Dataset(spec.url, decode=decode, batch_size=batch, seed=spec.seed)
-    total = len(ds)
-    start_at = min(math.ceil(spec.warmup * total / batch), total // batch) * batch
-    window = MeasureWindow(total=total, start_at=start_at, gateway_pid=spec.gateway_pid,
-                    wan_pid=spec.wan_pid)  # fmt: skip
+    per_epoch = len(ds)
+    before = (spec.epochs - 1) * per_epoch
+    start_at = before + min(math.ceil(spec.warmup * per_epoch / batch), per_epoch // batch) * batch
+    window = MeasureWindow(total=before + per_epoch, start_at=start_at,
+                           gateway_pid=spec.gateway_pid, wan_pid=spec.wan_pid)  # fmt: skip
     window.t0 = t0
-    if decode == "batch":
-        for b in DataLoader(ds, batch_size=batch, num_workers=workers or 0):
-            window.add(len(b), int(b.members[key][:, 1].sum()))
-    elif not workers:
-        n = nbytes = 0
-        for sample in ds:
-            n += 1
-            nbytes += len(sample[key])
-            if n == batch:
+    loader = None
+    if decode == "batch" or workers:
+        loader = DataLoader(ds, batch_size=batch, num_workers=workers or 0)
+    for epoch in range(spec.epochs):
+        ds.set_epoch(epoch)
+        if decode == "batch":
+            assert loader is not None
+            for b in loader:
+                window.add(len(b), int(b.members[key][:, 1].sum()))
+        elif loader is None:
+            n = nbytes = 0
+            for sample in ds:
+                n += 1
+                nbytes += len(sample[key])
+                if n == batch:
+                    window.add(n, nbytes)
+                    n = nbytes = 0
+            if n:
                 window.add(n, nbytes)
-                n = nbytes = 0
-        if n:
-            window.add(n, nbytes)
-    else:
-        for blobs in (b[key] for b in DataLoader(ds, batch_size=batch, num_workers=workers)):
-            window.add(len(blobs), sum(map(len, blobs)))
+        else:
+            for blobs in (b[key] for b in loader):
+                window.add(len(blobs), sum(map(len, blobs)))
     return window.result()
 
 

@@ -86,7 +86,8 @@ class CpuBenchConfig:
     sample_bytes: int = SAMPLE_BYTES
     batch_size: int = 32
     repeats: int = 3
-    warmup: float = 0.1  # fraction of each epoch before the window opens
+    warmup: float = 0.1  # fraction of the last epoch before the window opens
+    epochs: int = 2  # loader modes read this many epochs; the window is in the last one
     connections: int = 4  # the floor (socket) reader's keep-alive connections; curl uses one
     floor_passes: int = (
         3  # the floor reads every shard this many times: a window long enough to time
@@ -110,7 +111,7 @@ class CpuBenchConfig:
             )
         positive = {"sample_bytes": self.sample_bytes, "batch_size": self.batch_size,
                     "repeats": self.repeats, "connections": self.connections,
-                    "floor_passes": self.floor_passes}  # fmt: skip
+                    "floor_passes": self.floor_passes, "epochs": self.epochs}  # fmt: skip
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")

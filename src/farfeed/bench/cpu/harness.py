@@ -119,6 +119,7 @@ def _one_run(
                         timeout=cfg.timeout)  # fmt: skip
     args = {"mode": mode, "url": url, "gateway_pid": gateway_pid, "wan_pid": wan_pid,
             "warmup": cfg.warmup, "batch_size": cfg.batch_size, "shards": shards,
+            "epochs": cfg.epochs,
             "connections": cfg.connections, "seed": repeat,
             "shard_bytes": data["shard_bytes"] * cfg.floor_passes}  # fmt: skip
     return run_client_process(args, timeout=cfg.timeout)
@@ -181,7 +182,8 @@ def run_cpu_bench(
                     result = _one_run(cfg, data, mode, url, gateway.pid, wan_pid, repeat)
                     result["process_s"] = time.monotonic() - t0
                     floor = mode in (FLOOR, CURL)
-                    expected = data["shard_bytes"] * cfg.floor_passes if floor else data["bytes"]
+                    expected = (data["shard_bytes"] * cfg.floor_passes if floor
+                                else data["bytes"] * cfg.epochs)  # fmt: skip
                     runs.append(_run_row(link, mode, repeat, result, expected))
                     say(_progress(runs[-1]))
     return {

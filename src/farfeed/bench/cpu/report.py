@@ -96,7 +96,8 @@ def caption(report: dict[str, Any]) -> str:
     return (
         f"medians of {c['repeats']}; {d['samples']:,} samples x {d['sample_bytes']:,} B "
         f"({d['bytes'] / 1e6:.0f} MB, {len(d['shards'])} shards, page cache), batch "
-        f"{c['batch_size']}, window after the first {c['warmup']:.0%} of each epoch, the floor "
+        f"{c['batch_size']}, {c.get('epochs', 1)} epoch(s) per run, window after the first {c['warmup']:.0%} of "
+        f"the last, the floor "
         f"reads the shards {c['floor_passes']}x; "
         f"{m['cpus']} CPUs, load average {before} before, {after} after"
     )
