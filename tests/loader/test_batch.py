@@ -82,6 +82,29 @@ def test_arena_regions_are_reused_only_after_release_and_stale_batches_refuse(
         assert kept.sample(k).numpy().tobytes() == read_span(image_dataset, index, int(kept.ids[k]))
 
 
+def test_in_process_batches_reuse_the_arena_after_keep_batches(image_dataset: Path, gateway: str) -> None:
+    index = SampleIndex.load(image_dataset)
+    ds = Dataset(gateway, decode="batch", batch_size=8, seed=5)
+    batches = []
+    for batch in ds:
+        assert batch.lease is not None
+        for k in range(len(batch)):
+            i = int(batch.ids[k])
+            assert batch.sample(k).numpy().tobytes() == read_span(image_dataset, index, i)
+        if batches:
+            assert batches[-1].valid  # the previous batch is still held (keep_batches=2)
+        if len(batches) >= 2:
+            assert not batches[-2].valid  # two newer ones taken: released
+        batches.append(batch)
+    assert_exactly_once([k for b in batches for k in b.keys], image_dataset)
+    with pytest.raises(ArenaError, match="keep_batches"):
+        batches[0].sample(0)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(batches[-1]))  # in its own process: the bytes travel
+    assert again.lease is None and torch.equal(again.data, batches[-1].data)
+
+
 def test_batches_without_arenas_from_a_plain_torch_dataloader(image_dataset: Path, gateway: str) -> None:
     """No farfeed DataLoader, so no arenas: batches arrive in fresh shared memory."""
     from torch.utils.data import DataLoader as TorchLoader

@@ -1,14 +1,15 @@
 """`Batch`: a whole batch of raw samples in one uint8 tensor (what ``decode="batch"`` yields).
 
-The bytes are never copied: the socket writes them where the batch's tensor lies. In
-`farfeed.loader.DataLoader` workers that is the worker's batch arena (`farfeed.loader.arena`,
-shared memory mapped once), and only ``(offset, length)`` and small tables cross to the
-training process. Each sample's members (``jpg``, ``cls``...) are (start, length) pairs
-into the same tensor, so e.g. the JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
+The bytes are never copied: the socket writes them where the batch's tensor lies, an
+arena of memory reused from batch to batch (`farfeed.loader.arena`). In
+`farfeed.loader.DataLoader` workers the arena is shared memory mapped once, so only
+``(offset, length)`` and small tables cross to the training process. Each sample's
+members (``jpg``, ``cls``...) are (start, length) pairs into the same tensor, so e.g. the
+JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
 
-A batch from an arena is valid until the training loop has taken ``keep_batches`` (default
-2) newer batches; then its bytes are reused. `member` and `sample` refuse a reused batch;
-`clone` keeps one for longer.
+A batch is valid until the loop has taken ``keep_batches`` (default 2) newer batches;
+then its bytes are reused. `member` and `sample` refuse a reused batch; `clone` keeps
+one for longer (``farfeed.loader.DataLoader(..., keep_batches=N)`` keeps more).
 
     for batch in DataLoader(Dataset(url, decode="batch", batch_size=256), batch_size=256,
                             num_workers=8):
@@ -18,6 +19,7 @@ A batch from an arena is valid until the training loop has taken ``keep_batches`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +63,8 @@ class Batch:
         descriptor round trip (~0.5 ms each)."""
         tables = {ext: t.numpy() for ext, t in self.members.items()}
         small = (self.offsets.numpy(), self.ids.numpy(), self.labels.numpy(), self.keys, tables)
-        if self.lease is not None:
-            return (_rebuild_leased, (self.lease, *small))
+        if self.lease is not None and self.lease.arenas.token[0] != os.getpid():
+            return (_rebuild_leased, (self.lease, *small))  # a worker -> its training process
         return (_rebuild, (self.data, *small))
 
     @property

@@ -123,9 +123,26 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
     # -- epochs and length -------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch (its permutation) for the next iteration, from its start."""
-        if epoch < 0:
-            raise ConfigError(f"epoch must be >= 0, got {epoch!r}")
+        """Choose ``epoch`` (0, 1, ...: its permutation) for the next iteration, from its start.
+
+        After `load_state_dict`, the restored position is kept while it is unused:
+        ``set_epoch`` with the restored epoch (the usual loop, ``for epoch in
+        range(state["epoch"], epochs): ds.set_epoch(epoch)``) resumes mid-epoch, and another
+        epoch is refused with an error (dropping the resume point silently would train the
+        first part of the epoch twice, or skip the rest).
+        """
+        if not isinstance(epoch, int) or epoch < 0:
+            raise ConfigError(f"epoch must be an int >= 0, got {epoch!r}")
+        if self._start > 0:  # a resume point from load_state_dict, not used yet
+            if epoch == self.epoch:
+                return
+            raise ConfigError(
+                f"load_state_dict() restored epoch {self.epoch} at sample {self._start}, and "
+                f"set_epoch({epoch}) would drop that resume point. Start the epoch loop at the "
+                f"restored epoch (for epoch in range(state['epoch'], epochs): "
+                f"ds.set_epoch(epoch)), or call set_epoch before load_state_dict to start "
+                f"epoch {epoch} from its beginning."
+            )
         self.epoch = epoch
         self._start = 0
         self._consumed = 0

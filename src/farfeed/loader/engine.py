@@ -51,6 +51,7 @@ class FetchEngine:
         check: Callable[[int, memoryview], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
+        check_many: Callable[[np.ndarray, list[memoryview]], list[int]] | None = None,
         allocate: Allocator = heap_buffer,
         max_request: int | None = None,
     ) -> None:
@@ -60,6 +61,7 @@ class FetchEngine:
         self._config = config
         self._window = window
         self._check = check
+        self._check_many = check_many
         self._describe = describe
         self._stats = stats
         self._cond = threading.Condition()
@@ -228,10 +230,13 @@ class FetchEngine:
         await reader.read_into(req.ranges, ranges, lambda: self._describe_request(req))
         samples = req.cut(ranges)
         if self._config.verify:
-            for k, i in enumerate(req.ids.tolist()):
-                if not self._check(i, samples[k]):
-                    # good bytes go back in place: the request's buffer stays whole
-                    samples[k][:] = await reader.refetch(i, req.spans[k])
+            if self._check_many is not None:
+                bad = self._check_many(req.ids, samples)
+            else:
+                bad = [k for k, i in enumerate(req.ids.tolist()) if not self._check(i, samples[k])]
+            for k in bad:
+                # good bytes go back in place: the request's buffer stays whole
+                samples[k][:] = await reader.refetch(int(req.ids[k]), req.spans[k])
         with self._cond:
             self._ready[req.seq] = (req, buffer, samples)
             self._inflight -= req.nbytes

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from farfeed.loader.arena import Arenas, ArenaWriter
-from farfeed.loader.batch import Batch, make_batch, new_buffer
+from farfeed.loader.arena import KEEP_BATCHES, Arenas
+from farfeed.loader.batch import Batch, make_batch
+from farfeed.loader.buffers import BatchBuffers, BufferPool
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import decode_image_sample, image_transform
-from farfeed.loader.engine import FetchEngine, heap_buffer
+from farfeed.loader.engine import FetchEngine
 from farfeed.loader.flow import MIN_REQUEST, Window
-from farfeed.loader.planner import Planner, Request
+from farfeed.loader.planner import Planner
 from farfeed.loader.source import Source
 from farfeed.loader.stats import SharedStats, WorkerStats
 from farfeed.loader.world import World
@@ -68,9 +69,11 @@ class Pipeline:
         stats: SharedStats,
         world: World,
         arenas: Arenas | None = None,
+        keep_batches: int = KEEP_BATCHES,
     ) -> None:
         self._ids = ids
         self._arenas = arenas
+        self._keep = keep_batches
         self._source = source
         self._decode = decode
         self._batched = batched
@@ -83,7 +86,8 @@ class Pipeline:
         source, world = self._source, self._world
         stats = self._shared.worker(world.worker)
         stats.start()
-        if not in_main_process():
+        in_main = in_main_process()
+        if not in_main:
             # This process only serves the DataLoader. Its fetch thread holds the GIL in
             # short slices; hand it over sooner, so the worker answers the training
             # process (batch hand-off, tensor file descriptors) without a 5 ms wait each.
@@ -93,17 +97,25 @@ class Pipeline:
         budget = max(1, self._config.memory_budget // world.num_workers)
         first = min(budget // 4, max(MIN_REQUEST, self._batch_size * source.mean_bytes))
         window = Window(budget=budget, first_request=max(1, first))
+        pool: BufferPool | None = None
+        batches: BatchBuffers | None = None
         if self._batched:
             # Requests of whole batches, samples back to back in order: each batch is a
             # slice of its request's buffer, which is where the socket wrote the bytes.
             planner = Planner(self._ids, source.span, unit=self._batch_size, merge=False)
-            batches = _BatchBuffers(self._batch_size, self._arenas, world, shared=not in_main_process())
+            if in_main:  # in-process: an arena of our own, released as batches are taken
+                own = Arenas(num_workers=1, capacity=budget)
+                batches = BatchBuffers(self._batch_size, arenas=own, shared=False, keep=self._keep)
+            else:
+                batches = BatchBuffers(self._batch_size, arenas=self._arenas,
+                                       worker=world.worker, shared=True)  # fmt: skip
             allocate, max_request = batches.allocate, batches.max_request
         else:
             # Exact neighbours and repeats merge here; stores without batch-get (HTTP, S3)
             # also merge near neighbours into one range GET themselves.
             planner = Planner(self._ids, source.span, gap=0)
-            allocate, max_request = heap_buffer, None
+            pool = BufferPool(keep_bytes=budget // 2)
+            allocate, max_request = pool.allocate, None
         decode = self._decode
         if world.worker > 0:  # let the previous worker's first batch have the link first
             _wait_for_first_batch(self._shared.worker(world.worker - 1), timeout=1.0)
@@ -112,28 +124,31 @@ class Pipeline:
             config=self._config,
             window=window,
             check=source.check,
+            check_many=getattr(source, "check_many", None),
             describe=source.describe,
             stats=stats,
             allocate=allocate,
             max_request=max_request,
         ).start()
         try:
-            if self._batched:
+            if batches is not None:
                 yield from self._batches(engine, stats, batches)
                 return
+            assert pool is not None
             add = stats.add
             while (item := engine.get()) is not None:
                 req, _, samples = item
                 for i, data in zip(req.ids.tolist(), samples, strict=True):
-                    out = decode(i, data)
+                    out = decode(i, data)  # a copy: bytes, tensors (never views of data)
                     add("samples")
                     add("bytes", len(data))
                     yield out
+                pool.give_back(req)
         finally:
             engine.close()
 
     def _batches(
-        self, engine: FetchEngine, stats: WorkerStats, buffers: _BatchBuffers
+        self, engine: FetchEngine, stats: WorkerStats, buffers: BatchBuffers
     ) -> Iterator[Batch]:
         """``decode="batch"``: each request holds whole batches; each batch is a view."""
         index = getattr(self._source, "index", None)
@@ -146,62 +161,14 @@ class Pipeline:
             for b in range(0, len(samples), size):
                 part = lengths[b : b + size]
                 nbytes = sum(part)
-                seq = (req.first + b) // size
-                view = data[pos : pos + nbytes]
-                batch = make_batch(index, req.ids[b : b + size], view, part,
-                                   lease=buffers.lease(req, seq, pos, nbytes))  # fmt: skip
+                lease = buffers.lease(req, (req.first + b) // size, pos, nbytes)
+                batch = make_batch(index, req.ids[b : b + size], data[pos : pos + nbytes], part,
+                                   lease=lease)  # fmt: skip
                 pos += nbytes
                 stats.add("samples", len(part))
                 stats.add("bytes", nbytes)
+                buffers.handed_out(lease)
                 yield batch
-
-
-class _BatchBuffers:
-    """Where ``decode="batch"`` requests land: the worker's arena (farfeed's DataLoader,
-    fork), else fresh shared memory (other DataLoaders), or the heap (in-process)."""
-
-    def __init__(self, batch_size: int, arenas: Arenas | None, world: World, *, shared: bool) -> None:
-        self._size = batch_size
-        self._shared = shared
-        self._writer: ArenaWriter | None = None
-        if shared and arenas is not None and world.worker < arenas.num_workers:
-            self._writer = arenas.writer(world.worker)
-        self._tensors: dict[int, Any] = {}  # request seq -> its tensor (set in the fetch thread)
-        self._offsets: dict[int, int] = {}  # request seq -> its offset in the arena
-
-    @property
-    def max_request(self) -> int | None:
-        """An arena holds at least four requests (one batch each, at the least)."""
-        return None if self._writer is None else self._writer.capacity // 4
-
-    def allocate(self, req: Request) -> memoryview | None:
-        writer = self._writer
-        if writer is not None and req.wire_bytes <= writer.capacity // 4:
-            last = (req.first + len(req.ids) - 1) // self._size
-            got = writer.reserve(req.wire_bytes, last_seq=last)
-            if got is None:
-                return None  # the training process still holds the arena: ask again soon
-            self._offsets[req.seq], view = got
-            return view
-        tensor = new_buffer(req.wire_bytes, shared=self._shared)
-        self._tensors[req.seq] = tensor
-        return tensor.numpy().data
-
-    def tensor_of(self, req: Request) -> Any:
-        offset = self._offsets.get(req.seq)
-        if offset is not None:
-            assert self._writer is not None
-            arena = self._writer.arenas.tensor(self._writer.worker)
-            return arena[offset : offset + req.wire_bytes]
-        return self._tensors.pop(req.seq)
-
-    def lease(self, req: Request, seq: int, pos: int, nbytes: int) -> Any:
-        offset = self._offsets.get(req.seq)
-        if offset is None or self._writer is None:
-            return None
-        if (req.first + len(req.ids) - 1) // self._size == seq:
-            del self._offsets[req.seq]  # the request's last batch: forget it
-        return self._writer.lease(seq, offset + pos, nbytes)
 
 
 def _wait_for_first_batch(stats: WorkerStats, *, timeout: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import xxhash
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError, StoreError, TransientError
 from farfeed.loader.config import FetchConfig
@@ -62,6 +63,15 @@ class SampleSource:
         except IntegrityError:
             return False
         return True
+
+    def check_many(self, ids: npt.NDArray[np.int64], views: list[memoryview]) -> list[int]:
+        """Positions ``k`` whose ``views[k]`` is not sample ``ids[k]`` (length, xxh64): one
+        table lookup per request, then only the hashing per sample."""
+        sizes = self.index.size[ids].tolist()
+        sums = self.index.checksum[ids].tolist()
+        digest = xxhash.xxh64_intdigest
+        return [k for k, view in enumerate(views)
+                if len(view) != sizes[k] or digest(view) != sums[k]]  # fmt: skip
 
     def unpack(self, i: int, data: memoryview) -> Any:
         return self.index.unpack(i, data, verify=False)
