@@ -130,6 +130,15 @@ class Pipeline:
             allocate=allocate,
             max_request=max_request,
         ).start()
+        if not in_main:
+            # A DataLoader worker may be told to stop between two batches (a step limit,
+            # an exception in the loop): close the engine, its connections and its thread
+            # before the process exits, whatever happens to this generator.
+            from multiprocessing.util import Finalize
+
+            at_exit: Finalize | None = Finalize(None, engine.close, exitpriority=10)
+        else:
+            at_exit = None
         try:
             if batches is not None:
                 yield from self._batches(engine, stats, batches)
@@ -146,6 +155,8 @@ class Pipeline:
                 pool.give_back(req)
         finally:
             engine.close()
+            if at_exit is not None:
+                at_exit.cancel()
 
     def _batches(
         self, engine: FetchEngine, stats: WorkerStats, buffers: BatchBuffers
