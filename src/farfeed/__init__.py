@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from farfeed.errors import (
     AccessDeniedError,
+    CertificateError,
     CheckpointError,
     ConfigError,
     FarfeedError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "CertificateError",
     "CheckpointError",
     "ConfigError",
     "Dataset",
@@ -45,5 +47,6 @@ def __getattr__(name: str) -> Any:
     if name == "Dataset":
         from farfeed.loader import Dataset
 
+        globals()[name] = Dataset  # imported once; later lookups skip this function
         return Dataset
     raise AttributeError(f"module 'farfeed' has no attribute {name!r}")

@@ -7,7 +7,9 @@
      ├── StoreError                      reading or writing bytes failed
      │    ├── NotFoundError              no such object / dataset
      │    ├── AccessDeniedError          missing or wrong token, or scope too small
+     │    ├── CertificateError           an https server's certificate is not trusted
      │    ├── BadRequestError            the other side rejected the request (HTTP 4xx)
+     │    ├── StorageFullError           the storage site's disk is full (HTTP 507): not retried
      │    └── TransientError             worth retrying: network errors, timeouts, HTTP 5xx
      ├── IntegrityError                  bytes arrived but their checksum is wrong
      └── CheckpointError                 a checkpoint is missing, truncated or corrupt
@@ -36,7 +38,8 @@ class DatasetExistsError(FormatError):
 
 
 class StoreError(FarfeedError):
-    """Reading or writing bytes at a storage location failed."""
+    """Reading or writing bytes at a storage location failed: ``message`` says how, ``url``
+    (kept as `.url`, without credentials) says where."""
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message if url is None else f"{message} ({url})")
@@ -51,8 +54,29 @@ class AccessDeniedError(StoreError):
     """A token is missing, unknown, or lacks the needed scope."""
 
 
+class CertificateError(StoreError):
+    """An https server's certificate could not be verified (unknown CA, wrong host name).
+
+    Retrying does not help; trusting the server's CA does. ``message`` says how, ``url``
+    where; ``reason`` (kept as `.reason`) is the TLS library's own words (e.g.
+    ``self-signed certificate``).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, reason: str = "") -> None:
+        super().__init__(message, url=url)
+        self.reason = reason
+
+
 class BadRequestError(StoreError):
     """The server rejected the request as malformed (HTTP 4xx other than 401/403/404)."""
+
+
+class StorageFullError(StoreError):
+    """The storage site has no space left (HTTP 507, or a full disk): nothing was stored.
+
+    Not transient: retrying the same write fails the same way until someone frees space
+    there (the gateway already reclaimed what abandoned uploads held).
+    """
 
 
 class TransientError(StoreError):

@@ -55,6 +55,12 @@ def test_index_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "indexed 4 samples" in result.output
     assert SampleIndex.load(tmp_path / "w").label.tolist() == [0, 1, 2, 3]
+    assert SampleIndex.load(tmp_path / "w").class_names() == ["0", "1", "2", "3"]
+    names = tmp_path / "classes.txt"
+    names.write_text("tench\ngoldfish\nshark\nray\n")
+    result = runner.invoke(app, ["index", str(tmp_path / "w"), "--overwrite", "--classes", str(names)])
+    assert result.exit_code == 0, result.output
+    assert SampleIndex.load(tmp_path / "w").class_names() == ["tench", "goldfish", "shark", "ray"]
 
 
 def test_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:

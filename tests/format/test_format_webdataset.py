@@ -11,7 +11,7 @@ import pytest
 import webdataset as wds
 from helpers.samples import read_span
 
-from farfeed.errors import DatasetExistsError, FormatError
+from farfeed.errors import ConfigError, DatasetExistsError, FormatError
 from farfeed.format import DATASET_JSON, SampleIndex, index_webdataset
 
 
@@ -71,6 +71,18 @@ def test_labels_and_splits_from_names(tmp_path: Path) -> None:
         labels["sub/dir/s0005"] == 2 and labels["v1"] == -2 and labels["x"] == -1
     )  # "cat" is no int
     assert "seg.png" in index.extensions
+    assert index.class_names() == ["0", "1", "2"]  # from the cls labels 0..2
+
+
+def test_class_names_cover_every_label(tmp_path: Path) -> None:
+    folder = tmp_path / "wds"
+    _write_shards(folder)
+    index_webdataset(folder, classes=["cat", "dog", "fox"])
+    assert SampleIndex.load(folder).class_names() == ["cat", "dog", "fox"]
+    with pytest.raises(ConfigError, match="labels up to 2, but only 2 class names"):
+        index_webdataset(folder, overwrite=True, classes=["cat", "dog"])
+    with pytest.raises(ConfigError, match="named twice"):
+        index_webdataset(folder, overwrite=True, classes=["cat", "dog", "cat"])
 
 
 def test_index_refuses_existing_and_bad_input(tmp_path: Path) -> None:

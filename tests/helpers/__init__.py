@@ -5,6 +5,7 @@
 - `helpers.stores`: `DirStore`, `CountingStore`, `Remote` (a run area and how to reach it).
 - `helpers.torch_state`: a tiny varied training state, bit-for-bit `assert_same`, raw safetensors.
 - `helpers.http`: raw HTTP calls to the gateway, batch frames, a self-signed certificate.
+- `helpers.secure`: a gateway with TLS (a private CA) and tokens of each scope.
 - `helpers.world`: the gateway's bad-input world (tokens, snapshots, `World.unharmed`).
 - `helpers.sockets`: loopback servers and clients for the WAN emulator's tests.
 - `helpers.procs`: a process tree and its open-for-writing files, from /proc.

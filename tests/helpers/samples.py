@@ -1,4 +1,5 @@
-"""Checks on samples: a span read from disk, the keys of samples, every key exactly once."""
+"""Checks on samples: a span read from disk, the keys of samples, every key exactly once, bytes
+equal to the shard files."""
 
 from __future__ import annotations
 
@@ -32,3 +33,14 @@ def assert_exactly_once(got: Iterable[str], dataset: Path, split: str = "train")
         f"extra {sorted(set(counts) - set(expected))[:5]}, "
         f"twice {[k for k, n in counts.items() if n > 1][:5]}"
     )
+
+
+def assert_source_bytes(got: Iterable[dict[str, object]], dataset: Path) -> None:
+    """Every raw sample in ``got`` equals that sample read straight from ``dataset``'s shard
+    files (key, index, and every member's bytes)."""
+    index = SampleIndex.load(dataset)
+    by_key = {index.key_of(int(i)): int(i) for i in index.ids()}
+    for sample in got:
+        i = by_key[str(sample["__key__"])]
+        want = index.unpack(i, read_span(dataset, index, i), verify=False)
+        assert sample == want, f"sample {sample['__key__']!r} differs from its shard's bytes"

@@ -1,10 +1,9 @@
-"""The Dataset through the farfeed gateway: batch-get, and a gateway killed mid-epoch."""
+"""The Dataset through the farfeed gateway: batch-get, tokens, the memory budget (a gateway
+killed mid-epoch: tests/loader/test_faults.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from helpers.samples import assert_exactly_once, keys
 from farfeed.errors import AccessDeniedError
 from farfeed.loader import DataLoader, Dataset
 from farfeed.server import TokenTable, serve_in_thread
-from farfeed.server.process import GatewayProcess
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +56,6 @@ def test_a_token_in_the_url_reaches_every_data_read(image_dataset: Path, num_wor
         seen = [k for batch in loader for k in batch["__key__"]]
     assert_exactly_once(seen, image_dataset)
     assert ds.stats()["retries"] == 0
-
-
-def test_gateway_killed_and_restarted_mid_epoch_still_delivers_each_sample_once(
-    big_root: Path,
-) -> None:
-    with GatewayProcess.start(big_root) as gw:
-        ds = Dataset(f"{gw.url}/blobs", seed=3, memory_budget=1 << 20, retries=10)
-        loader = DataLoader(ds, batch_size=10, num_workers=2)
-        seen: list[str] = []
-        for k, batch in enumerate(loader):
-            seen += batch["__key__"]
-            if k == 5:  # about a fifth of the epoch: most of it is not fetched yet
-                gw.kill()
-                restart = threading.Timer(1.0, gw.restart)
-                restart.start()
-        restart.join()
-        assert ds.stats()["retries"] > 0  # the outage was felt, and recovered from
-    assert len(seen) == 300
-    assert Counter(seen) == Counter(f"{k:08d}" for k in range(300))
 
 
 def test_bytes_held_never_pass_the_memory_budget(big_root: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from helpers.data import packed_images
 from helpers.samples import assert_exactly_once, keys
 
-from farfeed.errors import TransientError
+from farfeed.errors import ConfigError, TransientError
 from farfeed.loader import Dataset
 from farfeed.store.testing import S3Endpoint, serve_http, serve_s3
 from farfeed.wan import Link, WanThread
@@ -56,7 +56,7 @@ def test_corrupted_bytes_on_the_wire_are_refetched_never_delivered(
 ) -> None:
     host_port = http_url.split("/")[2].rsplit(":", 1)
     with WanThread(upstream=(host_port[0], int(host_port[1])), link=Link()) as wan:
-        ds = Dataset(wan.url_for(http_url), seed=5, retries=20)
+        ds = Dataset(wan.url_for(http_url), seed=5)
         # After the index was read, flip ~1 response byte per 33 KB. Requests stay intact:
         # a flipped request is a legitimate 400 from the server, not a wire-integrity case.
         wan.emulator.update(corrupt_rate=3e-5, corrupt_direction="down")
@@ -73,7 +73,7 @@ def test_failover_to_a_replica_when_the_primary_is_down(served: Path, http_url: 
     wan = WanThread(upstream=(host_port[0], int(host_port[1])), link=Link()).start()
     try:
         primary = wan.url_for(http_url)
-        ds = Dataset(primary, replicas=[http_url], seed=5, retries=6)
+        ds = Dataset(primary, replicas=[http_url], seed=5)
         wan.emulator.cut(mode="reset", duration=60)  # the primary site goes dark
         got = list(ds)
     finally:
@@ -82,14 +82,21 @@ def test_failover_to_a_replica_when_the_primary_is_down(served: Path, http_url: 
     assert ds.stats()["failovers"] >= 1
 
 
-def test_an_unrecoverable_error_names_the_sample_the_url_and_the_cause(http_url: str) -> None:
+def test_deprecated_retries_maps_to_a_time_window_and_the_error_names_sample_url_cause(
+    http_url: str,
+) -> None:
     host_port = http_url.split("/")[2].rsplit(":", 1)
     with WanThread(upstream=(host_port[0], int(host_port[1])), link=Link()) as wan:
         url = wan.url_for(http_url)
-        ds = Dataset(url, seed=5, retries=1)
+        with pytest.warns(FutureWarning, match=r"retries=1\) is deprecated.*retry_for=0.05"):
+            ds = Dataset(url, seed=5, retries=1)
+        assert ds.fetch_config.retry_for == 0.05
         wan.emulator.cut(mode="reset", duration=60)
         with pytest.raises(TransientError) as info:
             list(ds)
     message = str(info.value)
     assert "sample 'train/" in message and url.split("/bucket")[0] in message
-    assert "gave up after 2 attempts" in message and "connect" in message.lower()
+    assert "gave up after 0.1 s of retries" in message or "gave up after 0.0 s" in message
+    assert "connect" in message.split("last cause: ")[1].lower()
+    with pytest.raises(ConfigError, match="not both"):
+        Dataset(url, retries=3, retry_for=10.0)

@@ -1,10 +1,12 @@
 """The gateway's bad-input world: a ROOT with a dataset, an old checkpoint and symlinks that
-lead out of it, a sibling folder that must never change, and a running gateway."""
+lead out of it, a sibling folder that must never change, and a running gateway; and a small
+real disk that fills up."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,31 @@ def token_world(tmp_path: Path) -> Iterator[World]:
     tokens = TokenTable({READ_TOKEN: {"read"}, WRITE_TOKEN: {"write"}, BOTH_TOKEN: {"read", "write"}})
     with serve_in_thread(root, tokens=tokens) as url:
         yield World(url, root, outside, files, snapshot(tmp_path, skip=root))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """``small_disk(size)`` mounts a tmpfs of ``size`` bytes and returns its folder: a real file
+    system whose writes fail with ENOSPC once it is full. Mounting needs root (CI runs as root;
+    elsewhere run pytest under ``unshare -rm``, where you are root of your own mounts)."""
+    mounted: list[Path] = []
+
+    def mount(size: int) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            pytest.fail(
+                "this test fills a real disk, a small tmpfs, which needs root to mount; run it as "
+                f"root or under `unshare -rm` ({done.stderr.strip()})"
+            )
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -79,6 +79,7 @@ def test_sigkill_mid_upload_leaves_old_object(gateway_root: Path) -> None:
         assert final.read_bytes() == b"old model"
         assert sorted(p.name for p in (gateway_root / "checkpoints").rglob("*")) == ["model.bin", "run1"]
         gw.restart()  # same port: clients come back to the same URL
+        assert [p.name for p in staging.iterdir()] == [uid]  # the killed PUT's bytes reclaimed at start
         assert call(gw.url, "GET", "/checkpoints/run1/model.bin")[2] == b"old model"
         status, state = call_json(gw.url, "GET", f"/_farfeed/uploads/{uid}")  # the chunked upload resumes
         assert status == 200 and set(state["parts"]) == {"0"}

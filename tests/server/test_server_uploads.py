@@ -19,7 +19,7 @@ import xxhash
 from helpers.http import call, call_json, error_of
 
 from farfeed.server import GatewayProcess, upload_inplace
-from farfeed.server.staging import sweep
+from farfeed.server.reclaim import sweep
 
 
 def test_whole_put_then_get_and_delete(gateway_root: Path, gateway_url: str) -> None:

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -29,11 +29,20 @@ from farfeed.checkpoint.manifest import CheckpointInfo, Manifest, step_dir
 from farfeed.checkpoint.scan import StepListing, scan_steps
 from farfeed.checkpoint.snapshot import take_snapshot
 from farfeed.checkpoint.upload import upload
-from farfeed.errors import CheckpointError, ConfigError
+from farfeed.errors import AccessDeniedError, CheckpointError, ConfigError
 from farfeed.store import open_store
+from farfeed.store.access import access_options
 from farfeed.store.base import Store, UploadResult
 from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import RetryPolicy, open_retrying
 from farfeed.transfer.sync import run_sync
+
+#: What a gateway token needs to save (said in the error when the token lacks a scope).
+SAVE_SCOPES = (
+    "saving a checkpoint to a farfeed gateway needs a token with both the read and the write "
+    "scope (read: the gateway's /_farfeed/info and the run's listing; write: the upload, "
+    "the commit and retention's deletes)"
+)
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -48,6 +57,8 @@ def save(
     background: bool = True,
     keep: int | None = 3,
     config: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     transfer: Transfer | None = None,
 ) -> _handle.SaveHandle:
@@ -57,9 +68,15 @@ def save(
 
     ``keep``: committed checkpoints to retain (older ones are deleted after the commit;
     None keeps all). ``config``: the resolved run configuration (JSON-able), saved with
-    it. ``transfer``: the link to plan parts and connections for (default 100 Gb/s, 15 ms).
-    ``store_options``: keyword arguments for `farfeed.store.open_store` (token, s3_*...).
-    Returns at once after the snapshot; `SaveHandle.wait` gives the result or the error.
+    it. ``background``: return at once after the snapshot (True) and upload in a thread;
+    False uploads before returning. `SaveHandle.wait` gives the result or the error.
+    ``token``: the gateway's bearer token (else the URL's, else ``$FARFEED_TOKEN``);
+    ``ca_file``: a PEM bundle of CAs to trust for https (else ``$SSL_CERT_FILE``);
+    ``store_options``: more `farfeed.store.open_store` keyword arguments (``s3_*``,
+    ``timeout``, ``{"ssl": False}`` for a self-signed test server...); ``transfer``: the
+    link parts and connections are planned for (default 100 Gb/s, 15 ms).
+    On a farfeed gateway the token needs both the ``read`` and the ``write`` scope (the
+    save reads the gateway's info and the run's listing, then writes).
     """
     _check_url(url)
     step_dir(step)
@@ -71,19 +88,25 @@ def save(
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config must be JSON-serialisable, got {exc}") from None
     plan = transfer or Transfer()
-    _opener(url, store_options, plan)  # bad options fail here, before the snapshot
+    access = access_options(url, token=token, ca_file=ca_file, store_options=store_options)
+    _opener(url, access, plan)  # bad options fail here, before the snapshot
     _handle.wait_previous()
     snap = take_snapshot(state, metadata={"format": "farfeed-checkpoint", "step": str(step)})
     h = _handle.SaveHandle(url=url, step=step, nbytes=snap.size, snapshot_seconds=snap.seconds)
     # S3 re-cuts parts at its part_size (at least 5 MiB there); give it the planned size
-    opener = _opener(url, store_options, plan, part_size=max(plan.part_size(snap.size), 5 * 1024 * 1024))
+    opener = _opener(url, access, plan, part_size=max(plan.part_size(snap.size), 5 * 1024 * 1024))
 
     def sent(result: UploadResult) -> None:
         h.sent = result
 
     async def work() -> CheckpointInfo:
-        async with opener() as store:
-            return await upload(store, snap, step=step, url=url, transfer=plan, keep=keep, config=config, on_sent=sent)
+        try:
+            async with opener() as store:
+                return await upload(store, snap, step=step, url=url, transfer=plan, keep=keep, config=config, on_sent=sent)
+        except AccessDeniedError as exc:
+            if not url.lower().startswith(("http://", "https://")):
+                raise
+            raise AccessDeniedError(f"{exc}; {SAVE_SCOPES}") from exc
 
     return _handle.start(h, work, background=background)
 
@@ -93,6 +116,8 @@ def load(
     *,
     step: int | None = None,
     map_location: str | torch.device = "cpu",
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     transfer: Transfer | None = None,
 ) -> dict[str, Any]:
@@ -101,17 +126,22 @@ def load(
 
     With ``step=None`` an unusable newest checkpoint (truncated, corrupt) is skipped with a
     `CheckpointFallbackWarning` naming it; with an explicit step it raises `CheckpointError`.
+    ``token``: the gateway's bearer token (else the URL's, else ``$FARFEED_TOKEN``);
+    ``ca_file``: a PEM bundle of CAs to trust for https (else ``$SSL_CERT_FILE``);
+    ``store_options``: more `farfeed.store.open_store` keyword arguments (``s3_*``,
+    ``timeout``, ``{"ssl": False}`` for a self-signed test server...); ``transfer``: the
+    link parts and connections are planned for (default 100 Gb/s, 15 ms). A gateway token needs the ``read`` scope.
     """
     _check_url(url)
     if step is not None:
         step_dir(step)
     device = _device(map_location)
     plan = transfer or Transfer()
-    opener = _opener(url, store_options, plan)
+    opener = _opener(url, access_options(url, token=token, ca_file=ca_file, store_options=store_options), plan)
 
     async def work() -> dict[str, Any]:
         async with opener() as store:
-            steps = await scan_steps(store)
+            steps = await scan_steps(store, policy=plan.retry)
             if step is not None:
                 listing = steps.get(step)
                 if listing is None or not listing.committed:
@@ -136,6 +166,8 @@ def latest(
     url: str,
     *,
     verify: Literal["size", "full"] = "size",
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     transfer: Transfer | None = None,
 ) -> CheckpointInfo | None:
@@ -143,24 +175,30 @@ def latest(
 
     ``verify="size"`` checks the manifest and the tensor file's size (one listing, one small
     read); ``"full"`` also downloads and checks every part's xxh64. A newest checkpoint that
-    fails is skipped with a `CheckpointFallbackWarning` naming it.
+    fails is skipped with a `CheckpointFallbackWarning` naming it. ``url``: the run, as
+    for `save`.
+    ``token``: the gateway's bearer token (else the URL's, else ``$FARFEED_TOKEN``);
+    ``ca_file``: a PEM bundle of CAs to trust for https (else ``$SSL_CERT_FILE``);
+    ``store_options``: more `farfeed.store.open_store` keyword arguments (``s3_*``,
+    ``timeout``, ``{"ssl": False}`` for a self-signed test server...); ``transfer``: the
+    link parts and connections are planned for (default 100 Gb/s, 15 ms). A gateway token needs the ``read`` scope.
     """
     _check_url(url)
     if verify not in ("size", "full"):
         raise ConfigError(f"verify must be 'size' or 'full', got {verify!r}")
     plan = transfer or Transfer()
-    opener = _opener(url, store_options, plan)
+    opener = _opener(url, access_options(url, token=token, ca_file=ca_file, store_options=store_options), plan)
 
     async def work() -> CheckpointInfo | None:
         async with opener() as store:
-            for listing in _newest_first(await scan_steps(store)):
+            for listing in _newest_first(await scan_steps(store, policy=plan.retry)):
                 try:
                     where = _where(url, listing)
                     if verify == "full":
-                        man, head, header = await open_step(store, listing, where=where)
+                        man, head, header = await open_step(store, listing, where=where, policy=plan.retry)
                         await fetch_tensors(store, man, listing, head, header, transfer=plan, where=where)
                     else:
-                        man = await _checked_manifest(store, listing, url=url)
+                        man = await _checked_manifest(store, listing, url=url, policy=plan.retry)
                 except CheckpointError as exc:
                     _warn_fallback(exc)
                     continue
@@ -171,21 +209,35 @@ def latest(
 
 
 def list_checkpoints(
-    url: str, *, store_options: Mapping[str, Any] | None = None, transfer: Transfer | None = None
+    url: str,
+    *,
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    store_options: Mapping[str, Any] | None = None,
+    transfer: Transfer | None = None,
 ) -> list[CheckpointInfo]:
-    """Every committed checkpoint whose manifest and size check out, oldest first (no warnings)."""
+    """Every committed checkpoint of the run at ``url`` whose manifest and size check out,
+    oldest first (no warnings).
+
+    ``token``: the gateway's bearer token (else the URL's, else ``$FARFEED_TOKEN``);
+    ``ca_file``: a PEM bundle of CAs to trust for https (else ``$SSL_CERT_FILE``);
+    ``store_options``: more `farfeed.store.open_store` keyword arguments (``s3_*``,
+    ``timeout``, ``{"ssl": False}`` for a self-signed test server...); ``transfer``: the
+    link parts and connections are planned for (default 100 Gb/s, 15 ms). A gateway token needs the ``read`` scope.
+    """
     _check_url(url)
     plan = transfer or Transfer()
-    opener = _opener(url, store_options, plan)
+    opener = _opener(url, access_options(url, token=token, ca_file=ca_file, store_options=store_options), plan)
 
     async def work() -> list[CheckpointInfo]:
         async with opener() as store:
-            committed = [s for s in (await scan_steps(store)).values() if s.committed]
+            committed = [s for s in (await scan_steps(store, policy=plan.retry)).values() if s.committed]
             committed.sort(key=lambda s: s.step)
 
             async def one(listing: StepListing) -> CheckpointInfo | None:
                 try:
-                    return _info(url, listing, await _checked_manifest(store, listing, url=url))
+                    man = await _checked_manifest(store, listing, url=url, policy=plan.retry)
+                    return _info(url, listing, man)
                 except CheckpointError:
                     return None
 
@@ -198,9 +250,9 @@ def list_checkpoints(
 # -- helpers ---------------------------------------------------------------------------
 
 
-async def _checked_manifest(store: Store, listing: StepListing, *, url: str) -> Manifest:
+async def _checked_manifest(store: Store, listing: StepListing, *, url: str, policy: RetryPolicy) -> Manifest:
     where = _where(url, listing)
-    man = await read_manifest(store, listing, where=where)
+    man = await read_manifest(store, listing, where=where, policy=policy)
     check_listing(man, listing, where=where)
     return man
 
@@ -209,7 +261,7 @@ async def _fetch(
     store: Store, listing: StepListing, *, url: str, plan: Transfer, device: torch.device
 ) -> tuple[dict[str, Any], Manifest]:
     where = _where(url, listing)
-    man, head, header = await open_step(store, listing, where=where)
+    man, head, header = await open_step(store, listing, where=where, policy=plan.retry)
     tensors = await fetch_tensors(
         store, man, listing, head, header, transfer=plan, where=where, pin=device.type == "cuda"
     )
@@ -255,19 +307,14 @@ def _device(map_location: str | torch.device) -> torch.device:
         raise ConfigError(f"map_location must name a torch device, got {map_location!r}") from None
 
 
-_OPEN_PARAMS = set(inspect.signature(open_store).parameters) - {"url"}
-
-
 def _opener(
-    url: str, store_options: Mapping[str, Any] | None, plan: Transfer, *, part_size: int | None = None
+    url: str, access: Mapping[str, Any], plan: Transfer, *, part_size: int | None = None
 ) -> Callable[[], Any]:
-    """A zero-argument callable opening the store (inside the loop that will use it)."""
-    opts = dict(store_options or {})
-    unknown = set(opts) - _OPEN_PARAMS
-    if unknown:
-        raise ConfigError(f"unknown store option(s) {sorted(unknown)!r}; known: {sorted(_OPEN_PARAMS)}")
+    """A zero-argument callable opening the store (inside the loop that will use it);
+    ``access``: `open_store` keyword arguments from `farfeed.store.access.access_options`."""
+    opts = dict(access)
     opts.setdefault("connections", max(plan.connections, 16))
     if part_size is not None:
         opts.setdefault("part_size", part_size)
     open_store(url, **opts)  # validate options and scheme now, before any thread starts
-    return lambda: open_store(url, **opts)
+    return lambda: open_retrying(url, policy=plan.retry, **opts)  # a gateway restarting: retried

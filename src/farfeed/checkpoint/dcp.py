@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import weakref
 from collections.abc import Coroutine, Generator, Mapping
@@ -32,8 +33,10 @@ from torch.distributed.checkpoint.filesystem import (
 
 from farfeed.errors import NotFoundError
 from farfeed.store import open_store
+from farfeed.store.access import access_options
 from farfeed.store.base import Store, split_parts
 from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import retrying
 
 T = TypeVar("T")
 
@@ -58,7 +61,9 @@ class _Loop:
 
     async def store(self, root: str) -> Store:
         if root not in self.stores:
-            self.stores[root] = await open_store(root, **self.options)
+            self.stores[root] = await retrying(
+                lambda: open_store(root, **self.options), what=f"opening {root}", policy=self.transfer.retry
+            )
         return self.stores[root]
 
     async def _close(self) -> None:
@@ -116,20 +121,27 @@ class StoreFileSystem(FileSystemBase):
 
     async def _upload(self, root: str, name: str, data: memoryview) -> None:
         store = await self._loop.store(root)
-        size = self._loop.transfer.part_size(len(data))
-        parts = split_parts(data, size)
-        await store.write_parts(name, parts, concurrency=self._loop.transfer.connections)
+        plan = self._loop.transfer
+        parts = split_parts(data, plan.part_size(len(data)))
+        await retrying(
+            lambda: store.write_parts(name, parts, concurrency=plan.connections),
+            what=f"writing {root}/{name}", policy=plan.retry,
+        )  # fmt: skip
 
     async def _download(self, root: str, name: str) -> bytearray:
         store = await self._loop.store(root)
-        total = await store.size(name)
-        size = self._loop.transfer.part_size(total)
-        gate = asyncio.Semaphore(self._loop.transfer.connections)
+        plan = self._loop.transfer
+        total = await retrying(lambda: store.size(name), what=f"size of {root}/{name}", policy=plan.retry)
+        size = plan.part_size(total)
+        gate = asyncio.Semaphore(plan.connections)
         out = bytearray(total)
 
         async def one(off: int) -> None:
+            n = min(size, total - off)
             async with gate:
-                out[off : off + min(size, total - off)] = await store.read(name, off, min(size, total - off))
+                out[off : off + n] = await retrying(
+                    lambda: store.read(name, off, n), what=f"reading {root}/{name}", policy=plan.retry
+                )
 
         await asyncio.gather(*(one(off) for off in range(0, total, size)))
         return out
@@ -144,9 +156,11 @@ class StoreFileSystem(FileSystemBase):
 
     async def _rename(self, root: str, name: str, new_root: str, new_name: str) -> None:
         src = await self._loop.store(root)
-        data = await src.read(name)
-        await (await self._loop.store(new_root)).write(new_name, data)
-        await src.delete(name)
+        dst = await self._loop.store(new_root)
+        policy = self._loop.transfer.retry
+        data = await retrying(lambda: src.read(name), what=f"reading {root}/{name}", policy=policy)
+        await retrying(lambda: dst.write(new_name, data), what=f"writing {new_root}/{new_name}", policy=policy)
+        await retrying(lambda: src.delete(name), what=f"deleting {root}/{name}", policy=policy)
 
     def init_path(self, path: Any) -> str:
         return str(path).rstrip("/")
@@ -163,8 +177,9 @@ class StoreFileSystem(FileSystemBase):
         return self._loop.call(self._exists(root, name))
 
     async def _exists(self, root: str, name: str) -> bool:
+        store = await self._loop.store(root)
         try:
-            await (await self._loop.store(root)).size(name)
+            await retrying(lambda: store.size(name), what=f"size of {root}/{name}", policy=self._loop.transfer.retry)
         except NotFoundError:
             return False
         return True
@@ -174,27 +189,32 @@ class StoreFileSystem(FileSystemBase):
         self._loop.call(self._rm(root, name))
 
     async def _rm(self, root: str, name: str) -> None:
-        await (await self._loop.store(root)).delete(name)
+        store = await self._loop.store(root)
+        await retrying(lambda: store.delete(name), what=f"deleting {root}/{name}", policy=self._loop.transfer.retry)
 
 
 class FarfeedWriter(FileSystemWriter):
     """A DCP `StorageWriter` that writes to the farfeed store at ``url`` (a folder per checkpoint).
 
-    ``store_options``: keyword arguments for `farfeed.store.open_store`; ``transfer``: the
-    link parts and connections are planned for. Other keywords go to `FileSystemWriter`.
+    ``token``, ``ca_file``, ``store_options``: as for `farfeed.checkpoint.save` (a gateway
+    token needs the ``read`` and ``write`` scopes); ``transfer``: the link parts and
+    connections are planned for. Other keywords go to `FileSystemWriter`.
     """
 
     def __init__(
         self,
         url: str,
         *,
+        token: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
         store_options: Mapping[str, Any] | None = None,
         transfer: Transfer | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("sync_files", False)  # no fsync on a network stream; the store commits
         super().__init__(url, **kwargs)
-        self.fs = StoreFileSystem(store_options=store_options, transfer=transfer)  # type: ignore[assignment]
+        access = access_options(url, token=token, ca_file=ca_file, store_options=store_options)
+        self.fs = StoreFileSystem(store_options=access, transfer=transfer)  # type: ignore[assignment]
         self.path = self.fs.init_path(url)
 
     @classmethod
@@ -204,13 +224,21 @@ class FarfeedWriter(FileSystemWriter):
 
 class FarfeedReader(FileSystemReader):
     """A DCP `StorageReader` over the farfeed store at ``url``; each rank's file is read in
-    parallel range reads when DCP opens it."""
+    parallel range reads when DCP opens it. ``token``, ``ca_file``, ``store_options``,
+    ``transfer``: as for `farfeed.checkpoint.load`."""
 
     def __init__(
-        self, url: str, *, store_options: Mapping[str, Any] | None = None, transfer: Transfer | None = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        store_options: Mapping[str, Any] | None = None,
+        transfer: Transfer | None = None,
     ) -> None:
         super().__init__(url)
-        self.fs = StoreFileSystem(store_options=store_options, transfer=transfer)  # type: ignore[assignment]
+        access = access_options(url, token=token, ca_file=ca_file, store_options=store_options)
+        self.fs = StoreFileSystem(store_options=access, transfer=transfer)  # type: ignore[assignment]
         self.path = self.fs.init_path(url)
 
     @classmethod

@@ -22,16 +22,18 @@ from farfeed.errors import CheckpointError, FormatError, NotFoundError, StoreErr
 from farfeed.format import safetensors as stlayout
 from farfeed.store.base import Store
 from farfeed.transfer.plan import Transfer
-from farfeed.transfer.retry import retrying
+from farfeed.transfer.retry import DEFAULT_RETRY, RetryPolicy, retrying
 from farfeed.transfer.safetensors import read_safetensors_header
 from farfeed.transfer.scatter import Scatter
 
 
-async def read_manifest(store: Store, listing: StepListing, *, where: str) -> Manifest:
+async def read_manifest(
+    store: Store, listing: StepListing, *, where: str, policy: RetryPolicy = DEFAULT_RETRY
+) -> Manifest:
     """The step's manifest, parsed and checked."""
     path = f"{listing.folder}/{MANIFEST}"
     try:
-        raw = await retrying(lambda: store.read(path), what=f"reading {where}/{MANIFEST}")
+        raw = await retrying(lambda: store.read(path), what=f"reading {where}/{MANIFEST}", policy=policy)
     except NotFoundError:
         raise CheckpointError(f"checkpoint {where} has no manifest (deleted meanwhile?)") from None
     man = Manifest.from_json(raw, where=f"{where}/{MANIFEST}")
@@ -54,7 +56,13 @@ def check_listing(man: Manifest, listing: StepListing, *, where: str) -> None:
 
 
 async def read_header(
-    store: Store, man: Manifest, listing: StepListing, *, where: str, probe: bytes | None = None
+    store: Store,
+    man: Manifest,
+    listing: StepListing,
+    *,
+    where: str,
+    probe: bytes | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> tuple[bytes, stlayout.Header]:
     """The tensor file's header (raw bytes and parsed), checked against the manifest.
 
@@ -63,7 +71,7 @@ async def read_header(
     path = f"{listing.folder}/{man.data.path}"
     try:
         head, header = await read_safetensors_header(
-            store, path, size=man.data.size, where=where, probe=probe
+            store, path, size=man.data.size, where=where, probe=probe, policy=policy
         )
     except FormatError as exc:
         raise CheckpointError(f"checkpoint {where}: bad tensor header: {exc}") from None
@@ -85,16 +93,19 @@ def _probe_size(size: int) -> int:
     return min(size, stlayout.HEADER_PROBE)
 
 
-async def open_step(store: Store, listing: StepListing, *, where: str) -> tuple[Manifest, bytes, stlayout.Header]:
+async def open_step(
+    store: Store, listing: StepListing, *, where: str, policy: RetryPolicy = DEFAULT_RETRY
+) -> tuple[Manifest, bytes, stlayout.Header]:
     """Manifest and tensor header of a listed step, read in one round trip, and checked."""
     size = listing.files.get(f"{listing.folder}/{TENSORS}")
     if size is None:
-        man = await read_manifest(store, listing, where=where)
+        man = await read_manifest(store, listing, where=where, policy=policy)
         check_listing(man, listing, where=where)  # raises: the tensor file is missing
-    probe_read = _read(store, f"{listing.folder}/{TENSORS}", 0, _probe_size(size or 0), where=where)
-    man, probe = await asyncio.gather(read_manifest(store, listing, where=where), probe_read)
+    path = f"{listing.folder}/{TENSORS}"
+    probe_read = _read(store, path, 0, _probe_size(size or 0), where=where, policy=policy)
+    man, probe = await asyncio.gather(read_manifest(store, listing, where=where, policy=policy), probe_read)
     check_listing(man, listing, where=where)
-    head, header = await read_header(store, man, listing, where=where, probe=probe)
+    head, header = await read_header(store, man, listing, where=where, probe=probe, policy=policy)
     return man, head, header
 
 
@@ -122,7 +133,7 @@ async def fetch_tensors(
     async def one(i: int) -> None:
         off, length = data.part_range(i)
         async with gate:
-            blob = await _read(store, path, off, length, where=where)
+            blob = await _read(store, path, off, length, where=where, policy=transfer.retry)
         if len(blob) != length:
             raise CheckpointError(f"checkpoint {where}: part {i} came back with {len(blob)} of {length} bytes")
         got = xxhash.xxh64(blob).hexdigest()
@@ -144,10 +155,12 @@ async def fetch_tensors(
     return scatter.tensors
 
 
-async def _read(store: Store, path: str, off: int, length: int, *, where: str) -> bytes:
+async def _read(
+    store: Store, path: str, off: int, length: int, *, where: str, policy: RetryPolicy = DEFAULT_RETRY
+) -> bytes:
     """One range read, retried on transient errors; other store errors name the checkpoint."""
     try:
-        return await retrying(lambda: store.read(path, off, length), what=f"reading {where}/{path}")
+        return await retrying(lambda: store.read(path, off, length), what=f"reading {where}/{path}", policy=policy)
     except NotFoundError:
         raise CheckpointError(f"checkpoint {where}: {path} vanished while loading") from None
     except TransientError:

@@ -27,8 +27,10 @@ _inflight: SaveHandle | None = None
 class SaveHandle:
     """A checkpoint on its way to the store: poll `done`, or `wait` for its `CheckpointInfo`.
 
-    ``snapshot_seconds`` is the time `save` spent copying tensors to host memory;
-    ``upload_seconds`` is set when the upload has finished (successfully or not).
+    `farfeed.checkpoint.save` makes it: ``url`` and ``step`` are the checkpoint's,
+    ``nbytes`` the size of its tensor file; ``snapshot_seconds`` is the time `save` spent
+    copying tensors to host memory; ``upload_seconds`` is set when the upload has
+    finished (successfully or not).
     """
 
     def __init__(self, *, url: str, step: int, nbytes: int, snapshot_seconds: float) -> None:

@@ -127,6 +127,7 @@ class CheckpointInfo:
 
     #: URL of the checkpoint's step directory.
     url: str
+    #: The training step it was saved as.
     step: int
     #: Bytes of the tensor file plus the manifest.
     bytes: int

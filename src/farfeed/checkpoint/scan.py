@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from farfeed.checkpoint.manifest import MANIFEST, parse_step_dir
 from farfeed.store.base import Store
-from farfeed.transfer.retry import retrying
+from farfeed.transfer.retry import DEFAULT_RETRY, RetryPolicy, retrying
 
 
 @dataclass(slots=True)
@@ -23,10 +23,10 @@ class StepListing:
         return f"{self.folder}/{MANIFEST}" in self.files
 
 
-async def scan_steps(store: Store) -> dict[int, StepListing]:
-    """Every step directory in the run's area, by step (one `list` call)."""
+async def scan_steps(store: Store, *, policy: RetryPolicy = DEFAULT_RETRY) -> dict[int, StepListing]:
+    """Every step directory in the run's area, by step (one `list` call, retried by ``policy``)."""
     steps: dict[int, StepListing] = {}
-    for obj in await retrying(lambda: store.list("step-"), what=f"listing {store.url}"):
+    for obj in await retrying(lambda: store.list("step-"), what=f"listing {store.url}", policy=policy):
         folder, _, _name = obj.path.partition("/")
         step = parse_step_dir(folder)
         if step is None or not _name:

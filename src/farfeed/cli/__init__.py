@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from farfeed.errors import FarfeedError
+from farfeed.errors import CertificateError, FarfeedError
 
 app = typer.Typer(
     name="farfeed",
@@ -41,9 +41,31 @@ def main() -> None:
     """Entry point of the ``farfeed`` console script."""
     try:
         app()
+    except CertificateError as exc:  # the library's hint names Python arguments: say the flags
+        where = f" ({exc.url})" if exc.url else ""
+        typer.secho(
+            f"farfeed: error: TLS certificate check failed{where}: {exc.reason}; {tls_hint(sys.argv[1:])}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        sys.exit(1)
     except FarfeedError as exc:
         typer.secho(f"farfeed: error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
     except KeyboardInterrupt:
         typer.secho("farfeed: interrupted", err=True)
         sys.exit(130)
+
+
+#: Commands that take --ca-file and --insecure.
+TLS_FLAG_COMMANDS = ("stream",)
+
+
+def tls_hint(argv: list[str]) -> str:
+    """How to trust a server's certificate, in the words of the command that was run."""
+    if argv[:1] and argv[0] in TLS_FLAG_COMMANDS:
+        return (
+            "give --ca-file PATH (the PEM bundle of the CA that signed the server's certificate) "
+            "or set SSL_CERT_FILE=PATH; --insecure skips the check (self-signed test servers only)"
+        )
+    return "set SSL_CERT_FILE=PATH (the PEM bundle of the CA that signed the server's certificate)"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import typer
 
-from farfeed.errors import ConfigError
+from farfeed.cli.lists import list_option, numbers, split
 
 
 def checkpoint_bench(
-    rtt_ms: str = typer.Option("15,100", "--rtt-ms", help="Round-trip times to emulate, milliseconds, comma-separated."),
+    rtt_ms: list[str] = list_option(["15", "100"], "--rtt-ms", help="Round-trip times to emulate, milliseconds."),
     size_mb: int = typer.Option(1024, "--size-mb", help="Checkpoint size, MB (10^6 bytes) of float32 tensors (default 1024)."),
     bandwidth_mbit: float = typer.Option(
         400.0, "--bandwidth-mbit", help="Emulated link bandwidth, Mbit/s (scaled to this machine; default 400)."
@@ -42,10 +42,7 @@ def checkpoint_bench(
     (time save() blocks) vs the bare host-memory snapshot time."""
     from farfeed.bench.checkpoint import CheckpointBench, format_report, run_checkpoint_bench
 
-    try:
-        rtts = tuple(float(p) for p in rtt_ms.split(",") if p.strip())
-    except ValueError:
-        raise ConfigError(f"--rtt-ms must be comma-separated numbers, got {rtt_ms!r}") from None
+    rtts = numbers(rtt_ms, "--rtt-ms")
     cfg = CheckpointBench(
         rtts_ms=rtts,
         size_mb=size_mb,
@@ -61,7 +58,7 @@ def checkpoint_bench(
     typer.echo(format_report(result))
     if json_out is not None:
         result["command"] = (
-            f"farfeed bench checkpoint --rtt-ms {rtt_ms} --size-mb {size_mb} --bandwidth-mbit {bandwidth_mbit:g} "
+            f"farfeed bench checkpoint --rtt-ms {','.join(split(rtt_ms))} --size-mb {size_mb} --bandwidth-mbit {bandwidth_mbit:g} "
             f"--window-kib {window_kib} --tensors {tensors} --repeats {repeats} --stall-repeats {stall_repeats} "
             f"--ceiling-seconds {ceiling_seconds:g} --json {json_out}"
         )

@@ -13,30 +13,22 @@ from typing import Any
 import typer
 
 from farfeed.bench.cpu.config import DEFAULT_MODES
-from farfeed.errors import ConfigError
+from farfeed.cli.lists import list_option, names
 from farfeed.wan import PRESETS
 
 
-def _names(text: str, what: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names:
-        raise ConfigError(f"{what} must be a comma-separated list, got {text!r}")
-    return names
-
-
 def cpu_bench(
-    links: str = typer.Option(
-        "none,tokyo-fukuoka",
+    links: list[str] = list_option(
+        ["none", "tokyo-fukuoka"],
         "--links",
         "--link",
-        help="Comma-separated: 'none' (loopback straight to the gateway, no emulator) and/or "
-        f"`farfeed wan` in front: a preset ({', '.join(PRESETS)}) or an RTT like 5ms "
-        "(100 Gb/s, 4 MiB window).",
+        help="'none' (loopback straight to the gateway, no emulator) and/or `farfeed wan` in "
+        f"front: a preset ({', '.join(PRESETS)}) or an RTT like 5ms (100 Gb/s, 4 MiB window).",
     ),
-    modes: str = typer.Option(
-        ",".join(DEFAULT_MODES),
+    modes: list[str] = list_option(
+        list(DEFAULT_MODES),
         "--modes",
-        help="Comma-separated client modes: floor, [batch-]in-process, [batch-]workers-N.",
+        help="Client modes: floor, [batch-]in-process, [batch-]workers-N.",
     ),
     size: str | None = typer.Option(
         None,
@@ -115,8 +107,8 @@ def cpu_bench(
     from farfeed.format.meta import parse_size
 
     settings: dict[str, Any] = {
-        "links": _names(links, "--links"),
-        "modes": _names(modes, "--modes"),
+        "links": names(links, "--links"),
+        "modes": names(modes, "--modes"),
         "samples": samples,
         "sample_bytes": sample_bytes,
         "batch_size": batch_size,

@@ -12,25 +12,15 @@ from pathlib import Path
 
 import typer
 
-from farfeed.errors import ConfigError
-
-
-def _numbers(text: str, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise ConfigError(f"{what} must be comma-separated numbers >= 0, got {text!r}")
-    return values
+from farfeed.cli.lists import list_option, numbers
 
 
 def io_bench(
-    rtt_ms: str = typer.Option(
-        "0,15,50,100",
+    rtt_ms: list[str] = list_option(
+        ["0", "15", "50", "100"],
         "--rtt-ms",
-        help="Round-trip times to emulate, milliseconds, comma-separated; 0 (the local "
-        "reference for AU relative) must be among them.",
+        help="Round-trip times to emulate, milliseconds; 0 (the local reference for AU "
+        "relative) must be among them.",
     ),
     demand: float = typer.Option(
         0.9, "--demand", help="Accelerator demand as a fraction of the link bandwidth (0-1]."
@@ -67,8 +57,8 @@ def io_bench(
         "--overload",
         help="Demand / link for the saturation rows (delivered bytes/s vs the link); 0 skips them.",
     ),
-    overload_rtt_ms: str = typer.Option(
-        "15,100", "--overload-rtt-ms", help="RTTs of the saturation rows, milliseconds."
+    overload_rtt_ms: list[str] = list_option(
+        ["15", "100"], "--overload-rtt-ms", help="RTTs of the saturation rows, milliseconds."
     ),
     repeats: int = typer.Option(
         1, "--repeats", help="Trials per configuration, interleaved; figures are medians."
@@ -92,7 +82,7 @@ def io_bench(
     from farfeed.bench.io.harness import IoBenchConfig, format_table, run_io_bench
 
     cfg = IoBenchConfig(
-        rtts_ms=_numbers(rtt_ms, "--rtt-ms"),
+        rtts_ms=numbers(rtt_ms, "--rtt-ms"),
         demand=demand,
         scale=scale,
         profile=profile,
@@ -104,7 +94,7 @@ def io_bench(
         memory_budget=memory_budget_mib * 2**20,
         window=window_kib * 1024,
         overload=overload,
-        overload_rtts_ms=_numbers(overload_rtt_ms, "--overload-rtt-ms") if overload else (),
+        overload_rtts_ms=numbers(overload_rtt_ms, "--overload-rtt-ms") if overload else (),
         repeats=repeats,
         max_seconds=max_seconds,
         work=work,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from farfeed.cli.lists import list_option, numbers
+
 
 class WorkloadName(str, Enum):
     resnet = "resnet"
@@ -53,10 +55,10 @@ def bench_train(
         help="A real storage site's dataset URL (https://storage:8470/imagenet) as 'remote' instead "
         "of the emulated link; --data is then its local copy. Token: $FARFEED_TOKEN.",
     ),
-    rtt_ms: list[float] = typer.Option(
+    rtt_ms: list[str] = list_option(
         [],
         "--rtt-ms",
-        help="Remote RTT in ms instead of the preset's; repeat for a sweep (first = 'remote').",
+        help="Remote RTT in ms instead of the preset's; several for a sweep (first = 'remote').",
     ),
     steps: int = typer.Option(
         40, "--steps", min=2, help="Optimizer steps per run (same for every placement)."
@@ -147,7 +149,8 @@ def bench_train(
         seq_len=seq_len, checkpoint_every=checkpoint_every,
     )  # fmt: skip
     bench_workload(
-        config, out=out, console=Console(), data=data, link=link, rtt_ms=rtt_ms,
+        config, out=out, console=Console(), data=data, link=link,
+        rtt_ms=list(numbers(rtt_ms, "--rtt-ms")) if rtt_ms else [],
         remote_url=remote_url, lora=lora, rounds=rounds, nproc=nproc, checkpoints=checkpoints,
         schedule=schedule.value, json_out=json_out, progress=progress,
         command="farfeed " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

@@ -9,30 +9,18 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from farfeed.cli.lists import list_option, numbers, split
 from farfeed.errors import ConfigError
 
 
-def _numbers(text: str, what: str, kind: type) -> list[Any]:
-    try:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise ConfigError(f"{what} must be comma-separated numbers >= 0, got {text!r}")
-    return values
-
-
 def wan_bench(
-    rtt_ms: str = typer.Option(
-        "0,15", "--rtt-ms", help="Round-trip times to emulate, milliseconds, comma-separated."
+    rtt_ms: list[str] = list_option(
+        ["0", "15"], "--rtt-ms", help="Round-trip times to emulate, milliseconds."
     ),
-    connections: str = typer.Option(
-        "1,16", "--connections", help="Parallel connections, comma-separated."
-    ),
+    connections: list[str] = list_option(["1", "16"], "--connections", help="Parallel connections."),
     seconds: float = typer.Option(
         5.0, "--seconds", help="Seconds measured per run (after 1 s of warm-up)."
     ),
@@ -50,9 +38,9 @@ def wan_bench(
     seconds per GB, against the same load without it ("direct")."""
     from farfeed.bench.wan import format_ceilings, measure_ceilings
 
-    rtts: list[float | None] = [None] + [ms / 1000 for ms in _numbers(rtt_ms, "--rtt-ms", float)]
-    conns = _numbers(connections, "--connections", int)
-    if 0 in conns or repeats < 1 or seconds <= 0 or window_mib < 1:
+    rtts: list[float | None] = [None] + [ms / 1000 for ms in numbers(rtt_ms, "--rtt-ms")]
+    conns = list(numbers(connections, "--connections", int, minimum=1))
+    if repeats < 1 or seconds <= 0 or window_mib < 1:
         raise ConfigError(
             f"need connections >= 1, --repeats >= 1, --seconds > 0, --window-mib >= 1; got "
             f"{connections!r}, {repeats!r}, {seconds!r}, {window_mib!r}"
@@ -64,7 +52,7 @@ def wan_bench(
     if json_out is not None:
         report = {
             "command": (
-                f"farfeed bench wan --rtt-ms {rtt_ms} --connections {connections} --seconds {seconds:g} "
+                f"farfeed bench wan --rtt-ms {','.join(split(rtt_ms))} --connections {','.join(split(connections))} --seconds {seconds:g} "
                 f"--repeats {repeats} --window-mib {window_mib} --json {json_out}"
             ),
             "machine": {

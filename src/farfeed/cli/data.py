@@ -166,11 +166,28 @@ def index(
     overwrite: bool = typer.Option(
         False, "--overwrite", help=f"Re-index a folder that already has {DATASET_JSON}."
     ),
+    classes: Path | None = typer.Option(
+        None,
+        "--classes",
+        help="Text file of class names, one per line, label = line number from 0 "
+        "(default: 0 .. K-1 when the samples carry integer cls labels).",
+    ),
 ) -> None:
-    """Index existing WebDataset shards in place: writes index.npz + dataset.json, never touches the shards."""
+    """Index existing WebDataset shards in place: writes index.npz + dataset.json, never touches the shards.
+
+    Samples with an integer cls/class/label member get that label, and dataset.json lists
+    the classes (their names from --classes, else 0 .. K-1).
+    """
+    from farfeed.errors import ConfigError
     from farfeed.format.wds_index import index_webdataset
 
-    report = index_webdataset(directory, overwrite=overwrite, progress=True)
+    names = None
+    if classes is not None:
+        try:
+            names = [line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --classes {str(classes)!r}: {exc}") from exc
+    report = index_webdataset(directory, overwrite=overwrite, progress=True, classes=names)
     _done(report.summary(verb="indexed"))
 
 

@@ -5,6 +5,7 @@ farfeed stream http://storage:8470/imagenet --batch 256 --token $FARFEED_TOKEN
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -29,10 +30,19 @@ def stream(
     ),
     inflight: int = typer.Option(4, "--inflight", min=1, help="Batches in flight at once."),
     token: str | None = typer.Option(
-        None, "--token", envvar="FARFEED_TOKEN", help="Bearer token for the gateway."
+        None,
+        "--token",
+        help="Bearer token for the gateway (needs the read scope). Default: the token in the "
+        "URL (https://:TOKEN@host/...), else $FARFEED_TOKEN.",
     ),
-    ca_file: str | None = typer.Option(
-        None, "--ca-file", help="CA bundle to check an https server's certificate."
+    ca_file: Path | None = typer.Option(
+        None,
+        "--ca-file",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="PEM bundle of the CAs that sign an https server's certificate. Default: "
+        "$SSL_CERT_FILE, else the system's.",
     ),
     insecure: bool = typer.Option(
         False, "--insecure", help="Skip https certificate checks (self-signed test servers only)."
@@ -63,14 +73,13 @@ def stream(
 
     from farfeed.bench.stream import stream_dataset
     from farfeed.errors import ConfigError, IntegrityError
+    from farfeed.store.access import access_options
 
     if ca_file and insecure:
         raise ConfigError("give --ca-file or --insecure, not both")
-    options: dict[str, Any] = {"connections": connections, "timeout": timeout}
-    if token:
-        options["token"] = token
-    if ca_file or insecure:
-        options["ssl"] = False if insecure else ca_file
+    given: dict[str, Any] = {"ssl": False} if insecure else {}
+    options = access_options(url, token=token, ca_file=ca_file, store_options=given)
+    options.update(connections=connections, timeout=timeout)
     if s3_endpoint_url:
         options["s3_endpoint_url"] = s3_endpoint_url
     if s3_region:

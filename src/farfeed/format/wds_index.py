@@ -3,6 +3,9 @@
 Samples are grouped exactly as the `webdataset` library groups them: regular files only,
 ``__*__`` metadata names skipped, key = name up to the first '.' of its basename,
 extension lowercased, consecutive members with one key form one sample, per shard.
+A sample's label is its ``cls`` (or ``class``, ``label``) member when that is an integer;
+when any sample has one, dataset.json lists the classes (label = position): the names
+given, else ``"0"`` ... ``"K-1"`` for the largest label K-1.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import re
 import tarfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import xxhash
 
 from farfeed.errors import ConfigError, DatasetExistsError, FormatError
@@ -104,10 +109,38 @@ def _index_shard(path: Path, shard: int, builder: IndexBuilder) -> None:
             )
 
 
+def class_list(labels: np.ndarray, names: Sequence[str] | None = None) -> list[str] | None:
+    """dataset.json's ``classes`` for these sample labels: ``names`` (checked to cover every
+    label), else ``"0"`` ... ``"K-1"`` for the largest label K-1; None when no label is >= 0."""
+    top = int(labels.max()) if len(labels) else -1
+    if names is None:
+        return None if top < 0 else [str(k) for k in range(top + 1)]
+    names = list(names)
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"class names must be non-empty strings, got {names[:5]!r}")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"class names must differ; named twice: {twice[:5]}")
+    if top < 0:
+        raise ConfigError("class names were given, but no sample has an integer cls/class/label member")
+    if top >= len(names):
+        raise ConfigError(f"the shards have labels up to {top}, but only {len(names)} class names were given")
+    return names
+
+
 def index_webdataset(
-    directory: str | Path, *, overwrite: bool = False, progress: bool = False
+    directory: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> PackReport:
-    """Write dataset.json + index.npz beside the ``*.tar`` shards in ``directory`` (never rewrites them)."""
+    """Write dataset.json + index.npz beside the ``*.tar`` shards in ``directory`` (never rewrites them).
+
+    ``overwrite``: re-index a folder that already has a dataset.json. ``progress``: show a
+    progress bar. ``classes``: class names, label = position (default ``"0"`` ... ``"K-1"``
+    when the samples carry integer labels; see the module docstring).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{str(directory)!r} is not a directory")
@@ -130,7 +163,9 @@ def index_webdataset(
             advance(1)
     if not len(builder):
         raise FormatError(f"the shards in {directory} hold no WebDataset samples (KEY.EXT members)")
-    write_index(directory, builder.metadata("webdataset"), builder.arrays())
+    arrays = builder.arrays()
+    names = class_list(arrays["label"], classes)
+    write_index(directory, builder.metadata("webdataset", classes=names), arrays)
     return PackReport(
         samples=len(builder),
         bytes=sum(builder.shard_bytes),

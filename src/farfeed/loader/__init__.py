@@ -23,22 +23,28 @@ if TYPE_CHECKING:
     from farfeed.loader.batch import Batch
     from farfeed.loader.dataloader import DataLoader
     from farfeed.loader.dataset import Dataset
+    from farfeed.loader.decode import image_pipeline
+    from farfeed.loader.images import decode_images
 
-__all__ = ["Batch", "DataLoader", "Dataset"]
+__all__ = ["Batch", "DataLoader", "Dataset", "decode_images", "image_pipeline"]
+
+#: Public name -> the module defining it (imported on first use: torch is heavy).
+_LAZY = {
+    "Batch": "farfeed.loader.batch",
+    "DataLoader": "farfeed.loader.dataloader",
+    "Dataset": "farfeed.loader.dataset",
+    "decode_images": "farfeed.loader.images",
+    "image_pipeline": "farfeed.loader.decode",
+}
 
 
 def __getattr__(name: str) -> Any:
     """Import torch only with the torch parts: `farfeed.loader.index` works without it."""
-    if name == "Dataset":
-        from farfeed.loader.dataset import Dataset
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'farfeed.loader' has no attribute {name!r}")
+    import importlib
 
-        return Dataset
-    if name == "Batch":
-        from farfeed.loader.batch import Batch
-
-        return Batch
-    if name == "DataLoader":
-        from farfeed.loader.dataloader import DataLoader
-
-        return DataLoader
-    raise AttributeError(f"module 'farfeed.loader' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once; later lookups skip this function
+    return value

@@ -94,6 +94,7 @@ class Batch:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of all samples of the batch (the length of ``data``)."""
         return int(self.data.numel())
 
     def sample(self, k: int) -> torch.Tensor:

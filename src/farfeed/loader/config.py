@@ -6,33 +6,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from farfeed.transfer.retry import RetryPolicy
-
-#: The loader's backoff between tries: quick at first (a lost packet), up to 2 s (an outage).
-BACKOFF_BASE_S = 0.05
-BACKOFF_CAP_S = 2.0
+from farfeed.transfer.retry import RETRY_FOR_S, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class FetchConfig:
     """How to reach the data: URLs (primary first, then replicas) and fetch settings.
 
-    >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"))
+    >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"), spread=True)
 
     ``store_options`` are `farfeed.store.open_store`'s keyword arguments; ``gateway_info``
     maps each URL already known to be a farfeed gateway to its ``/_farfeed/info`` (learned
-    when the index was read), so workers open it without a probe.
+    when the index was read), so workers open it without a probe. ``retry_for``: seconds a
+    read keeps retrying transient errors (`farfeed.transfer.RetryPolicy`). ``spread``:
+    send requests to every URL at once (see `farfeed.loader.replicas`), not only to the
+    first one that is up.
     """
 
     urls: tuple[str, ...]
     token: str | None = None
     store_options: dict[str, Any] = field(default_factory=dict)
     memory_budget: int = 512 * 2**20
-    retries: int = 8
+    retry_for: float = RETRY_FOR_S
+    spread: bool = False
     verify: bool = True
     gateway_info: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def retry(self) -> RetryPolicy:
-        """``retries`` after the first try, with the loader's backoff."""
-        return RetryPolicy(attempts=self.retries + 1, base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
+        """The loader's retry policy: ``retry_for`` seconds, the default backoff (50 ms
+        doubling up to 2 s: quick after a lost packet, within 2 s of a link coming back)."""
+        return RetryPolicy(retry_for=self.retry_for)

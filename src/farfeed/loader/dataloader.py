@@ -40,10 +40,11 @@ _REFUSED = {
 class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     """A torch DataLoader over a `farfeed.Dataset` with `state_dict` / `load_state_dict`.
 
-    Sets ``dataset.batch_size`` to ``batch_size`` (the per-worker split needs it).
-    Other keyword arguments go to torch's DataLoader; ``persistent_workers`` and
-    ``in_order=False`` are refused (a kept worker would not see `set_epoch`, and
-    out-of-order batches would break the position count).
+    Sets ``dataset.batch_size`` to ``batch_size`` (the per-worker split needs it);
+    ``num_workers`` worker processes each take whole batches in turn, so the position is
+    exact with any number. Other keyword arguments go to torch's DataLoader;
+    ``persistent_workers`` and ``in_order=False`` are refused (a kept worker would not see
+    `set_epoch`, and out-of-order batches would break the position count).
 
     With ``decode="batch"`` and forked workers, each worker reads into an arena of shared
     memory mapped once (`farfeed.loader.arena`): a `Batch` stays valid until the loop has
@@ -160,7 +161,8 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Resume from `state_dict` (same or another num_workers or world size)."""
+        """Resume from ``state``, what `state_dict` returned (same or another num_workers or
+        world size)."""
         self._ds.load_state_dict(state)
         self._epoch, self._consumed = self._ds.epoch, self._ds.resume_position
 

@@ -6,6 +6,7 @@ ds = farfeed.Dataset("http://storage:8470/imagenet", decode="image", batch_size=
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -15,14 +16,17 @@ from farfeed.errors import ConfigError
 from farfeed.loader.arena import Arenas
 from farfeed.loader.batch import Batch
 from farfeed.loader.config import FetchConfig
-from farfeed.loader.decode import image_transform
+from farfeed.loader.decode import image_pipeline
 from farfeed.loader.pipeline import Pipeline, in_main_process, make_decoder
 from farfeed.loader.sampler import UNEVEN_RULES, Sampler, worker_stream
 from farfeed.loader.source import open_source
 from farfeed.loader.stats import SharedStats
 from farfeed.loader.world import World
+from farfeed.store.access import access_options
+from farfeed.transfer.retry import RETRY_FOR_S, RetryPolicy
 
 DECODERS = ("raw", "image", "tokens", "batch")
+DEFAULT_IMAGE_SIZE = 224
 STATE_VERSION = 1
 
 
@@ -32,20 +36,89 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
     Every epoch is a seeded permutation of all samples, split by rank (from
     torch.distributed, or ``rank``/``world_size``) then by DataLoader worker; samples
     are fetched ahead of consumption in that known order, verified, and decoded in the
-    worker. Nothing fetched touches local disk; buffered bytes stay under
-    ``memory_budget`` (bytes per rank, shared by its DataLoader workers).
+    worker. Nothing fetched touches local disk.
 
-    decode: ``"raw"`` yields the WebDataset-style dict (``__key__``, ``__index__``,
-    ``jpg``, ``cls``...); ``"image"`` yields ``(float CHW tensor, int label)`` with
-    RandomResizedCrop + flip (``train=True``) or resize + center crop; ``"tokens"``
-    yields ``(input_ids, labels)`` LongTensors of ``seq_len`` from a token corpus,
-    packed across documents; ``"batch"`` yields whole batches of ``batch_size`` raw
-    samples as `farfeed.loader.Batch` (one uint8 tensor, in shared memory from DataLoader
-    workers: the fastest way to move bytes; use `farfeed.loader.DataLoader`, or torch's
-    with ``batch_size=None``); a callable receives the raw dict.
-    batch_size: the DataLoader's batch size. Workers take whole batches in turn, so a
-    DataLoader delivers the rank's order exactly and its position is batches x
-    batch_size (see `farfeed.loader.DataLoader`, which sets it for you).
+    >>> ds = farfeed.Dataset("https://storage:8470/imagenet", decode="image", batch_size=256)
+    >>> loader = farfeed.loader.DataLoader(ds, batch_size=256, num_workers=8)
+
+    What to read:
+
+    - ``url``: ``http(s)://HOST:PORT/NAME`` (farfeed gateway or static HTTP server, told
+      apart by one request), ``s3://BUCKET/PREFIX``, ``file:///path`` or a local path.
+      A gateway token may ride in it: ``https://:TOKEN@HOST:8470/NAME``.
+    - ``split``: the split of the dataset's index to read (``"train"``, ``"val"``...).
+    - ``replicas``: more URLs serving the same dataset (other gateways over the same
+      files, or copies elsewhere). By default they are for failover only: reads go to the
+      first URL in the rotation, and a URL leaves it after two failures in a row (it is
+      probed in the background and comes back when it answers).
+    - ``spread``: with ``replicas``, use every URL at once: each request goes to the URL
+      that should finish it first (least bytes outstanding per measured bytes/s), so one
+      GPU node pulls more than one storage node's NIC or CPU delivers; a URL that fails
+      leaves the rotation as above. Off by default because a replica is often a far copy
+      kept for disasters, whose reads cost more; turn it on for peer gateways.
+
+    What a sample becomes (in the DataLoader worker):
+
+    - ``decode``: ``"raw"`` yields the WebDataset-style dict (``__key__``, ``__index__``,
+      ``jpg``, ``cls``...); ``"image"`` yields ``(image, int label)``, the image through
+      ``transform``; ``"tokens"`` yields ``(input_ids, labels)`` LongTensors of
+      ``seq_len`` from a token corpus, packed across documents; ``"batch"`` yields whole
+      batches of ``batch_size`` raw samples as `farfeed.loader.Batch` (one uint8 tensor,
+      in shared memory from DataLoader workers: the fastest way to move bytes; decode them
+      with `farfeed.loader.decode_images`; use `farfeed.loader.DataLoader`, or torch's
+      with ``batch_size=None``); a callable receives the raw dict and returns the sample.
+    - ``transform``: with ``decode="image"``, the image pipeline: it gets the RGB PIL
+      image and returns what the sample carries (default:
+      `farfeed.loader.image_pipeline` ``(image_size, train=train)``; any torchvision v2
+      transform fits). With ``"raw"``, ``"tokens"`` or a callable ``decode``: applied to
+      each decoded sample. Not with ``"batch"``. It must pickle when DataLoader workers
+      are spawned rather than forked.
+    - ``as_dict``: with ``"image"``, samples are ``{"image", "label", "__key__",
+      "__index__"}`` instead of ``(image, label)``, so each sample's key travels with the
+      batch (torch's ``default_collate`` stacks the tensors and lists the keys); with
+      ``"tokens"``, ``{"input_ids", "labels", "__index__"}``.
+    - ``image_size``: the output side of the default image pipeline (224 when not given);
+      give ``image_size`` or ``transform``, not both.
+    - ``train``: the default image pipeline's view: random crop and flip (True), or resize
+      and center crop (False).
+    - ``seq_len``: tokens per sample with ``decode="tokens"``.
+
+    Order and split:
+
+    - ``shuffle``: a seeded permutation of the whole split every epoch (True), or the
+      index's order (False).
+    - ``seed``: the permutation's seed; the epoch (`set_epoch`) varies it.
+    - ``uneven``: when the split does not divide by the world size, ``"pad"`` repeats the
+      epoch's first samples so every rank gets as many; ``"drop"`` leaves out the last
+      ``len % world_size`` (every sample at most once).
+    - ``batch_size``: the DataLoader's batch size. Workers take whole batches in turn, so
+      a DataLoader delivers the rank's order exactly and its position is batches x
+      batch_size (`farfeed.loader.DataLoader` sets it for you).
+    - ``rank``, ``world_size``: this process's place among the ranks (both or neither);
+      default: from torch.distributed once initialised, else 0 of 1.
+
+    Reaching the data:
+
+    - ``token``: the gateway's bearer token (needs the ``read`` scope); else the URL's,
+      else ``$FARFEED_TOKEN`` (see `farfeed.store.access`).
+    - ``ca_file``: a PEM bundle of the CAs to trust for https; else ``$SSL_CERT_FILE``,
+      else the system's.
+    - ``store_options``: more `farfeed.store.open_store` keyword arguments
+      (``connections``, ``timeout``, ``s3_endpoint_url``, ``s3_access_key``, ...;
+      ``{"ssl": False}`` skips the certificate check on a self-signed test server).
+    - ``memory_budget``: most bytes of fetched samples held at once per rank, shared by
+      its DataLoader workers.
+    - ``verify``: check every sample's xxh64 against the index. A mismatch is fetched
+      again from each URL in turn (never delivered); when no copy is good, an
+      `IntegrityError` names the sample and every URL tried.
+    - ``retry_for``: seconds a failed read keeps retrying transient errors (resets,
+      refused connections, timeouts, 5xx) before its error is raised, naming the samples,
+      the URL and the cause: long enough for a routing flap or a gateway restart. While a
+      link is down one line is logged, then at most one every 10 s, and one when it is back.
+    - ``retries``: deprecated (retries were counted, now they are timed): ``retries=N`` is
+      read as ``retry_for`` = the most time N retries used to take (8: 7.2 s), with a
+      `FutureWarning`.
+    - ``progress``: show a progress bar while iterating.
     """
 
     def __init__(
@@ -54,7 +127,9 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         *,
         split: str = "train",
         decode: str | Callable[[dict[str, Any]], Any] = "raw",
-        image_size: int = 224,
+        transform: Callable[[Any], Any] | None = None,
+        as_dict: bool = False,
+        image_size: int | None = None,
         train: bool = True,
         seq_len: int | None = None,
         shuffle: bool = True,
@@ -66,9 +141,12 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         memory_budget: int = 512 * 2**20,
         replicas: Sequence[str] = (),
         token: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
         store_options: Mapping[str, Any] | None = None,
         verify: bool = True,
-        retries: int = 8,
+        retry_for: float = RETRY_FOR_S,
+        spread: bool = False,
+        retries: int | None = None,
         progress: bool = False,
     ) -> None:
         if not callable(decode) and decode not in DECODERS:
@@ -77,21 +155,29 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             raise ConfigError(f"uneven must be one of {UNEVEN_RULES}, got {uneven!r}")
         if decode == "tokens" and (seq_len is None or seq_len < 1):
             raise ConfigError(f'decode="tokens" needs seq_len >= 1, got seq_len={seq_len!r}')
-        if image_size < 1:
-            raise ConfigError(f"image_size must be >= 1, got {image_size!r}")
+        _check_sample_options(decode, transform=transform, as_dict=as_dict, image_size=image_size)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
         if memory_budget < 1 << 20:
             raise ConfigError(f"memory_budget must be >= 1 MiB, got {memory_budget!r}")
-        if retries < 0:
-            raise ConfigError(f"retries must be >= 0, got {retries!r}")
+        if retries is not None:
+            retry_for = _retry_for_from_retries(retries, retry_for)
+        RetryPolicy(retry_for=retry_for)  # a bad retry_for fails here, quoted
         if isinstance(replicas, str):
             raise ConfigError(f"replicas must be a sequence of URLs, got the string {replicas!r}")
-        _check_store_options(store_options)
+        if not isinstance(spread, bool):
+            raise ConfigError(f"spread must be True or False, got {spread!r}")
+        if spread and not replicas:
+            raise ConfigError("spread=True needs replicas=[...]: the other URLs serving this dataset")
+        access = access_options(
+            (url, *replicas), token=token, ca_file=ca_file, store_options=store_options
+        )
         self.url = url
         self.split = split
         self.decode = decode
-        self.image_size = image_size
+        self.transform = transform
+        self.as_dict = as_dict
+        self.image_size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
         self.train = train
         self.seq_len = seq_len
         self.batch_size = batch_size
@@ -99,10 +185,11 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self.world = World.for_rank(rank=rank, world_size=world_size)
         config = FetchConfig(
             urls=(url, *replicas),
-            token=token,
-            store_options=dict(store_options or {}),
+            token=access.pop("token", None),
+            store_options=access,
             memory_budget=memory_budget,
-            retries=retries,
+            retry_for=float(retry_for),
+            spread=spread,
             verify=verify,
         )
         # The index is fetched once here, before any fork, and travels with the object
@@ -116,7 +203,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._consumed = 0  # global position reached by an in-process iteration
         self._loader_owned = False  # a farfeed.loader.DataLoader shows progress instead
         if decode == "image":  # import before fork: workers then start decoding at once
-            image_transform(image_size, train=train)
+            image_pipeline(self.image_size, train=train)
         self._shared = SharedStats()
         self._arenas: Arenas | None = None  # decode="batch" in farfeed.loader.DataLoader workers
 
@@ -162,7 +249,12 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         rank_ids = self.sampler.rank_stream(self.epoch, world, consumed=start)
         ids = worker_stream(rank_ids, world, batch_size=self.batch_size)  # the explicit split
         decode = make_decoder(
-            self.source, self.decode, image_size=self.image_size, train=self.train
+            self.source,
+            self.decode,
+            image_size=self.image_size,
+            train=self.train,
+            transform=self.transform,
+            as_dict=self.as_dict,
         )
         pipeline = Pipeline(
             ids,
@@ -257,7 +349,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
     def attach_loader(self, *, batch_size: int, arenas: Arenas | None = None) -> None:
         """Called by `farfeed.loader.DataLoader`: workers take whole batches of
         ``batch_size`` in turn, and the loader (not the Dataset) shows progress. With
-        ``arenas`` (``decode="batch"``, forked workers) each worker fills its ring."""
+        ``arenas`` (``decode="batch"``, forked workers) each worker fills its arena."""
         self.batch_size = batch_size
         self._loader_owned = True
         self._arenas = arenas
@@ -274,13 +366,49 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self._shared.reset()
 
 
-def _check_store_options(options: Mapping[str, Any] | None) -> None:
-    """Refuse store options `open_store` does not take (instead of a TypeError in a worker)."""
-    import inspect
+def _check_sample_options(
+    decode: object, *, transform: object, as_dict: bool, image_size: int | None
+) -> None:
+    """Refuse ``transform``, ``as_dict`` and ``image_size`` where they have no meaning."""
+    if transform is not None and not callable(transform):
+        raise ConfigError(f"transform must be a callable (e.g. a torchvision v2 transform), got {transform!r}")
+    if decode == "batch" and transform is not None:
+        raise ConfigError(
+            'transform does not apply to decode="batch": decode and transform the batch '
+            "where it lands, e.g. with farfeed.loader.decode_images"
+        )
+    if as_dict and decode not in ("image", "tokens"):
+        raise ConfigError(
+            f'as_dict=True applies to decode="image" and "tokens", not {decode!r} '
+            '("raw" samples are dicts already; a decode callable returns what it likes)'
+        )
+    if image_size is not None:
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
+            raise ConfigError(f"image_size must be an int >= 1, got {image_size!r}")
+        if transform is not None:
+            raise ConfigError(
+                "give image_size or transform, not both: image_size sizes the default "
+                "pipeline, which transform replaces (see farfeed.loader.image_pipeline)"
+            )
 
-    from farfeed.store import open_store
 
-    known = set(inspect.signature(open_store).parameters) - {"url", "token"}
-    unknown = sorted(set(options or {}) - known)
-    if unknown:
-        raise ConfigError(f"unknown store_options {unknown}; known: {sorted(known)}")
+def _retry_for_from_retries(retries: object, retry_for: float) -> float:
+    """The deprecated ``retries=N``, as the ``retry_for`` it stood for (with a warning): the
+    most time N retries used to take (50 ms doubling up to 2 s between tries)."""
+    import warnings
+
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be an int >= 0, got {retries!r}")
+    if retry_for != RETRY_FOR_S:
+        raise ConfigError(
+            f"give retry_for (seconds), not both retry_for={retry_for!r} and retries={retries!r}"
+        )
+    seconds = round(sum(min(2.0, 0.05 * 2 ** (n - 1)) for n in range(1, retries + 1)), 2)
+    warnings.warn(
+        f"Dataset(retries={retries}) is deprecated: failed reads are now retried for a time, "
+        f"not a number of tries. Read as retry_for={seconds:g} (the most time {retries} retries "
+        f"took); pass retry_for=SECONDS instead (default {RETRY_FOR_S:g}).",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return seconds

@@ -29,11 +29,14 @@ def decode_images(
     train: bool = True,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(float32 images ``[n, 3, image_size, image_size]``, int64 labels ``[n]``) on ``device``.
+    """The images of ``batch`` (a `farfeed.loader.Batch` from ``decode="batch"``) as
+    (float32 images ``[n, 3, image_size, image_size]``, int64 labels ``[n]``) on ``device``.
 
     JPEGs are decoded by ``torchvision.io.decode_jpeg`` on ``device`` (nvJPEG on CUDA,
     libjpeg-turbo on the CPU); other formats (PNG, WebP...) are decoded on the CPU and
-    moved. The random crop and flip run on ``device`` too.
+    moved. Then the same view as `image_pipeline`: with ``train``, RandomResizedCrop to
+    ``image_size`` and a random flip; without, resize and center crop; then ImageNet
+    mean/std. The crop and flip run on ``device`` too.
     """
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 

@@ -19,7 +19,7 @@ from farfeed.loader.arena import KEEP_BATCHES, Arenas
 from farfeed.loader.batch import Batch, make_batch
 from farfeed.loader.buffers import BatchBuffers, BufferPool
 from farfeed.loader.config import FetchConfig
-from farfeed.loader.decode import decode_image_sample, image_transform
+from farfeed.loader.decode import decode_image_sample, image_pipeline, open_image, sample_label
 from farfeed.loader.engine import FetchEngine
 from farfeed.loader.flow import MIN_REQUEST, Window
 from farfeed.loader.planner import Planner
@@ -39,19 +39,50 @@ def in_main_process() -> bool:
 
 
 def make_decoder(
-    source: Source, decode: str | Callable[[dict[str, Any]], Any], *, image_size: int, train: bool
+    source: Source,
+    decode: str | Callable[[dict[str, Any]], Any],
+    *,
+    image_size: int,
+    train: bool,
+    transform: Callable[[Any], Any] | None = None,
+    as_dict: bool = False,
 ) -> Callable[[int, memoryview], Any]:
-    """The per-sample decode step chosen by ``decode`` (see `farfeed.Dataset`)."""
+    """The per-sample decode step chosen by ``decode``, ``transform`` and ``as_dict`` (see
+    `farfeed.Dataset`): bytes of sample ``i`` in, the sample the consumer gets out."""
     if decode == "batch":  # `Pipeline` makes whole batches; samples are not decoded
         return lambda i, data: data
-    if decode in ("raw", "tokens"):  # a TokenSource unpacks to (input_ids, labels)
-        return source.unpack
     if decode == "image":
-        transform = image_transform(image_size, train=train)
-        return lambda i, data: decode_image_sample(source.unpack(i, data), transform)
-    user = decode
-    assert callable(user)
-    return lambda i, data: user(source.unpack(i, data))
+        pipeline = transform if transform is not None else image_pipeline(image_size, train=train)
+        if as_dict:
+            return lambda i, data: _image_dict(source.unpack(i, data), pipeline)
+        return lambda i, data: decode_image_sample(source.unpack(i, data), pipeline)
+    step: Callable[[int, memoryview], Any]
+    if decode == "tokens" and as_dict:  # a TokenSource unpacks to (input_ids, labels)
+        step = lambda i, data: _token_dict(i, source.unpack(i, data))  # noqa: E731
+    elif decode in ("raw", "tokens"):
+        step = source.unpack
+    else:
+        user = decode
+        assert callable(user)
+        step = lambda i, data: user(source.unpack(i, data))  # noqa: E731
+    if transform is None:
+        return step
+    after = transform
+    return lambda i, data: after(step(i, data))
+
+
+def _image_dict(sample: dict[str, Any], pipeline: Callable[[Any], Any]) -> dict[str, Any]:
+    return {
+        "image": pipeline(open_image(sample)),
+        "label": sample_label(sample),
+        "__key__": sample["__key__"],
+        "__index__": sample["__index__"],
+    }
+
+
+def _token_dict(i: int, window: tuple[Any, Any]) -> dict[str, Any]:
+    input_ids, labels = window
+    return {"input_ids": input_ids, "labels": labels, "__index__": i}
 
 
 class Pipeline:

@@ -17,11 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from farfeed.errors import ConfigError, FormatError, IntegrityError, StoreError, TransientError
+from farfeed.errors import ConfigError, FormatError, IntegrityError, TransientError
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.index import read_index
 from farfeed.store import open_store
+from farfeed.store.access import redact_url
 from farfeed.store.base import ByteRange
+from farfeed.transfer.retry import Retries
 from farfeed.transfer.sync import run_sync
 
 
@@ -84,7 +86,8 @@ class SampleSource:
 def open_source(
     config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool
 ) -> tuple[Source, FetchConfig]:
-    """Read the dataset's index (primary URL, else each replica in turn) and wrap it.
+    """Read the dataset's index (primary URL, else each replica in turn, retrying for up to
+    ``config.retry_for`` seconds) and wrap it.
 
     Also returns ``config`` with what opening the store learned (``gateway_info``), so
     the workers' stores open without probing again.
@@ -98,30 +101,30 @@ def open_source(
 async def _open_source(
     config: FetchConfig, *, split: str, seq_len: int | None, tokens: bool
 ) -> tuple[Source, FetchConfig]:
-    last: StoreError | None = None
-    for attempt in range(1, config.retry.attempts + 1):
-        url = config.urls[(attempt - 1) % len(config.urls)]
+    retries = Retries(config.retry, what=f"reading the index of {config.urls[0]!r}")
+    attempt = 0
+    while True:  # each URL in turn, for up to config.retry_for seconds
+        url = config.urls[attempt % len(config.urls)]
+        attempt += 1
         try:
             async with open_store(url, token=config.token, **config.store_options) as store:
                 index = await read_index(store)
                 info = store.gateway_info
         except TransientError as exc:
-            last = exc
-            await asyncio.sleep(config.retry.delay(attempt))
+            await asyncio.sleep(retries.wait_after(exc, url=redact_url(url)))
             continue
+        retries.succeeded()
         kind = index.meta.kind
         if tokens != (kind == "tokens"):
             want = 'decode="tokens"' if kind == "tokens" else 'decode="raw", "image", "batch" or a callable'
-            raise ConfigError(f"{url!r} is a dataset of kind {kind!r}: use {want}")
+            raise ConfigError(f"{redact_url(url)!r} is a dataset of kind {kind!r}: use {want}")
         source: Source
         if tokens:
             from farfeed.loader.tokens import TokenSource
 
             assert seq_len is not None
-            source = TokenSource(index, split=split, seq_len=seq_len, url=url)
+            source = TokenSource(index, split=split, seq_len=seq_len, url=redact_url(url))
         else:
-            source = SampleSource(index, split=split, url=url)
+            source = SampleSource(index, split=split, url=redact_url(url))
         learned = {**config.gateway_info, url: info} if info is not None else config.gateway_info
         return source, replace(config, gateway_info=learned)
-    assert last is not None
-    raise TransientError(f"cannot read the index of {config.urls[0]!r}: {last}") from last

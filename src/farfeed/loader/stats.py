@@ -3,7 +3,8 @@
 Each worker writes its own row of a small shared-memory table (created before the
 workers fork, inherited by them); `Dataset.stats()` in the main process sums the rows.
 No locks: every field has one writer, and a reader may see a row mid-update, which
-only blurs a rate for one reading.
+only blurs a rate for one reading. Two more shared floats gate the "link down" log lines
+(`farfeed.transfer.retry.LinkLog`), so a rank logs an outage once, not once per worker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from typing import Any
+
+from farfeed.transfer.retry import LinkLog
 
 #: Columns of one worker's row. Counters add up across workers; gauges are current values.
 FIELDS = (
@@ -21,8 +24,10 @@ FIELDS = (
     "wire_bytes",  # bytes read from the link (coalesced ranges, re-fetches included)
     "stall_s",  # seconds the consumer waited for data
     "retries",  # failed reads that were retried (network errors, timeouts, 5xx)
-    "refetches",  # samples whose checksum failed and were fetched again
-    "failovers",  # switches to another replica URL
+    "corrupt",  # samples that arrived with a wrong checksum (never delivered)
+    "refetches",  # fetches of such samples again (from every URL in turn)
+    "integrity_failovers",  # corrupt samples whose good copy came from another URL
+    "failovers",  # URLs taken out of the rotation after failures (others took their reads)
     "requests",  # requests completed
     "rtt_s",  # gauge: estimated round-trip time (min recent time to first byte)
     "bytes_in_flight",  # gauge: requested, not yet arrived
@@ -36,11 +41,13 @@ MAX_WORKERS = 64
 
 
 class WorkerStats:
-    """One worker's row: `add` to counters, `set` gauges (fast plain-float writes)."""
+    """One worker's row: `add` to counters, `set` gauges (fast plain-float writes), and
+    the worker's `LinkLog` (its lines gated with the rank's other workers)."""
 
-    def __init__(self, table: Any, row: int) -> None:
+    def __init__(self, table: Any, row: int, *, links: Any = None) -> None:
         self._table = table
         self._base = row * len(FIELDS)
+        self.link_log = LinkLog(shared=links)
 
     def start(self) -> None:
         base = self._base
@@ -66,15 +73,17 @@ class SharedStats:
 
     def __init__(self) -> None:
         self._table: Any = mp.RawArray("d", MAX_WORKERS * len(FIELDS))
+        self._links: Any = mp.RawArray("d", 2)
 
     def worker(self, row: int) -> WorkerStats:
         """The writer for one worker's row (rows past MAX_WORKERS share the last one)."""
-        return WorkerStats(self._table, min(row, MAX_WORKERS - 1))
+        return WorkerStats(self._table, min(row, MAX_WORKERS - 1), links=self._links)
 
     def reset(self) -> None:
         """Clear every row (before a new iteration starts its workers)."""
         for k in range(len(self._table)):
             self._table[k] = 0.0
+        self._links[0] = self._links[1] = 0.0
 
     def summary(self) -> dict[str, float]:
         """Totals and rates over the rows of workers that started this iteration."""
@@ -102,10 +111,12 @@ class SharedStats:
         from multiprocessing import context
 
         if context.get_spawning_popen() is None:  # a copy outside process start: own table
-            return {"_table": None}
+            return {"_table": None, "_links": None}
         return dict(self.__dict__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._table is None:
             self._table = mp.RawArray("d", MAX_WORKERS * len(FIELDS))
+        if getattr(self, "_links", None) is None:
+            self._links = mp.RawArray("d", 2)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from farfeed.server.app import create_app
 from farfeed.server.auth import TokenTable
-from farfeed.server.limits import ServerLimits
+from farfeed.server.limits import ConnectionLimits, ServerLimits
 from farfeed.server.process import GatewayProcess
 from farfeed.server.runner import DEFAULT_PORT, ServeOptions, run
 from farfeed.server.thread import serve_in_thread
 
 __all__ = [
     "DEFAULT_PORT",
+    "ConnectionLimits",
     "GatewayProcess",
     "ServeOptions",
     "ServerLimits",

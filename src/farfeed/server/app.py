@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,17 +20,15 @@ from aiohttp.typedefs import Middleware
 
 from farfeed.server import batch, objects, uploads, writes
 from farfeed.server.auth import TokenTable, auth_middleware
+from farfeed.server.connections import connection_middleware
 from farfeed.server.context import GATEWAY, Gateway
 from farfeed.server.limits import ServerLimits
 from farfeed.server.metrics import metrics_middleware
-from farfeed.server.paths import GatewayPaths
+from farfeed.server.paths import GatewayPaths, url_path_middleware
+from farfeed.server.reclaim import SWEEP_INTERVAL, sweep
 from farfeed.server.responses import error_middleware
-from farfeed.server.staging import sweep
 
 log = logging.getLogger("farfeed.server")
-
-#: How often a running gateway looks for abandoned uploads (seconds).
-SWEEP_INTERVAL = 3600.0
 
 
 def create_app(
@@ -44,7 +43,13 @@ def create_app(
 
         raise ConfigError(f"limits must be a ServerLimits, got {limits!r}")
     gw = Gateway(paths=GatewayPaths(root), limits=limits)
-    middlewares: list[Middleware] = [metrics_middleware(gw.metrics), error_middleware]
+    hide = [gw.paths.root, str(root), os.path.abspath(root)]  # never in an answer
+    middlewares: list[Middleware] = [
+        connection_middleware,
+        metrics_middleware(gw.metrics),
+        error_middleware(hide),
+        url_path_middleware,
+    ]
     if tokens is not None:
         middlewares.append(auth_middleware(tokens))
     app = web.Application(middlewares=middlewares, client_max_size=limits.max_batch_body)
@@ -75,18 +80,24 @@ def _add_routes(router: web.UrlDispatcher) -> None:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Remove abandoned staged uploads at start and then every `SWEEP_INTERVAL` seconds."""
+    """Reclaim abandoned staged uploads at start (before the first request) and then every
+    `SWEEP_INTERVAL` seconds (`farfeed.server.reclaim`: a dead request's PUT file at once,
+    an untouched upload after ``stale_upload_seconds``)."""
     gw = app[GATEWAY]
+
+    async def once() -> None:
+        removed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sweep(gw.paths.staging, max_age=gw.limits.stale_upload_seconds)
+        )
+        if removed:
+            log.info("reclaimed %d abandoned staged upload(s)", len(removed))
 
     async def loop() -> None:
         while True:
-            removed = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: sweep(gw.paths.staging, max_age=gw.limits.stale_upload_seconds)
-            )
-            if removed:
-                log.info("removed %d abandoned staged upload(s)", len(removed))
             await asyncio.sleep(SWEEP_INTERVAL)
+            await once()
 
+    await once()
     task = asyncio.create_task(loop())
     yield
     task.cancel()

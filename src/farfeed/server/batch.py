@@ -11,7 +11,6 @@ small items coalesced) while the previous block is written to the transport.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from farfeed.server.batch_sendfile import (
 from farfeed.server.context import gateway
 from farfeed.server.limits import ServerLimits
 from farfeed.server.paths import GatewayPaths
-from farfeed.server.responses import ApiError
+from farfeed.server.responses import ApiError, parse_json
 
 log = logging.getLogger("farfeed.server")
 
@@ -80,10 +79,7 @@ async def batch_get(request: web.Request) -> web.StreamResponse:
 
 def parse_batch(body: bytes, limits: ServerLimits) -> list[tuple[str, int, int]]:
     """Decode and type-check a batch body; 400 naming the first bad item."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"batch body is not valid JSON: {exc}") from None
+    obj = parse_json(body, "batch body")
     if not isinstance(obj, dict) or set(obj) != {"ranges"}:
         got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise ApiError(400, f'batch body must be {{"ranges": [[path, offset, length], ...]}}, got {got!r}')
@@ -124,7 +120,7 @@ def check_items(paths: GatewayPaths, wanted: list[tuple[str, int, int]]) -> list
                 known = sizes[path] = (real, os.stat(real).st_size)
             except ApiError as exc:
                 raise ApiError(exc.status, f"range {i}: {exc.message}") from None
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError):
                 raise ApiError(404, f"range {i}: no such object: {path!r}") from None
         real, size = known
         if offset + length > size:

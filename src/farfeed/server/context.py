@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -9,6 +10,9 @@ from aiohttp import web
 from farfeed.server.limits import ServerLimits
 from farfeed.server.metrics import Metrics
 from farfeed.server.paths import GatewayPaths
+from farfeed.server.reclaim import reclaim_for, sweep
+
+log = logging.getLogger("farfeed.server")
 
 
 @dataclass
@@ -18,6 +22,20 @@ class Gateway:
     paths: GatewayPaths
     limits: ServerLimits
     metrics: Metrics = field(default_factory=Metrics)
+
+    def reclaim_before_save(self, dest: str) -> None:
+        """Before a save to ``dest`` (root-relative): drop that destination's abandoned staging
+        (blocking: run it in a worker thread)."""
+        reclaim_for(self.paths.staging, dest, max_idle=self.limits.reclaim_idle_seconds)
+
+    def reclaim_space(self) -> bool:
+        """A write found the disk full: drop every abandoned staged upload (idle
+        ``reclaim_idle_seconds``); True if anything went (then the write is tried again).
+        Blocking: called from the worker thread that got ENOSPC."""
+        removed = sweep(self.paths.staging, max_age=self.limits.reclaim_idle_seconds)
+        if removed:
+            log.warning("disk full: reclaimed %d abandoned staged upload(s) and trying again", len(removed))
+        return bool(removed)
 
 
 GATEWAY = web.AppKey("farfeed_gateway", Gateway)

@@ -28,6 +28,9 @@ class Metrics:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.inflight = 0
+        self.connections_open = 0
+        self.connections_refused = 0
+        self.connections_closed: defaultdict[str, int] = defaultdict(int)
         self._hist: dict[str, list[int]] = {}
         self._hist_sum: defaultdict[str, float] = defaultdict(float)
 
@@ -64,6 +67,19 @@ class Metrics:
             "# HELP farfeed_inflight_requests Requests being served now.",
             "# TYPE farfeed_inflight_requests gauge",
             f"farfeed_inflight_requests {self.inflight}",
+            "# HELP farfeed_open_connections Client connections open now (this process).",
+            "# TYPE farfeed_open_connections gauge",
+            f"farfeed_open_connections {self.connections_open}",
+            "# HELP farfeed_connections_refused_total Connections answered 503: over --max-connections, none idle.",
+            "# TYPE farfeed_connections_refused_total counter",
+            f"farfeed_connections_refused_total {self.connections_refused}",
+            "# HELP farfeed_connections_closed_total Connections the gateway closed, by reason "
+            "(idle, header, body: a timeout; evicted: room for a newer one).",
+            "# TYPE farfeed_connections_closed_total counter",
+        ]
+        for reason, n in sorted(self.connections_closed.items()):
+            out.append(f'farfeed_connections_closed_total{{reason="{reason}"}} {n}')
+        out += [
             "# HELP farfeed_request_seconds Time to answer a request, by endpoint.",
             "# TYPE farfeed_request_seconds histogram",
         ]

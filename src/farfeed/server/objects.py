@@ -80,7 +80,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     try:
         fobj: IO[bytes] = await loop.run_in_executor(None, open, real, "rb")
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raise ApiError(404, f"no such object: {request.match_info['path']!r}") from None
     try:
         size = os.fstat(fobj.fileno()).st_size

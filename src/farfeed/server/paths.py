@@ -3,15 +3,21 @@
 Every endpoint goes through `GatewayPaths.resolve` (reads) or `resolve_write` (writes), so
 a traversal attempt (``..``, absolute, backslash, NUL, hidden or reserved names) is a 400,
 a symlink leading out of ROOT reads as absent (404), and writes land only in checkpoints/.
+Sizes are checked before any file system call: a name over `MAX_NAME_BYTES`, a path over
+`MAX_PATH_BYTES` or deeper than `MAX_DEPTH`, or text that is not valid Unicode is a 400
+(a URL path: 414 for the sizes), never an ``ENAMETOOLONG`` or a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
+
+from aiohttp import web
 
 from farfeed.errors import ConfigError
-from farfeed.server.responses import ApiError
+from farfeed.server.responses import ApiError, Handler
 
 #: The writable area, directly under ROOT.
 CHECKPOINTS = "checkpoints"
@@ -19,6 +25,12 @@ CHECKPOINTS = "checkpoints"
 STAGING = ".farfeed-uploads"
 #: Path segments starting with this are the API's, not objects.
 RESERVED = "_farfeed"
+#: Longest name of one file or folder, in UTF-8 bytes (NAME_MAX of Linux file systems).
+MAX_NAME_BYTES = 255
+#: Longest path below ROOT, in UTF-8 bytes (leaves room for ROOT within PATH_MAX, 4,096).
+MAX_PATH_BYTES = 2048
+#: Most segments in a path.
+MAX_DEPTH = 64
 
 
 def split_path(path: object, *, what: str = "path") -> list[str]:
@@ -28,7 +40,13 @@ def split_path(path: object, *, what: str = "path") -> list[str]:
     ['imagenet', 'shard-00000.tar']
     """
     if not isinstance(path, str):
-        raise ApiError(400, f"{what} must be a string, got {path!r}")
+        raise ApiError(400, f"{what} must be a string, got {path!r}"[:300])
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{what} is not valid Unicode (it holds a lone surrogate such as '\\ud800')") from None
+    if size > MAX_PATH_BYTES:
+        raise ApiError(400, f"{what} has {size} bytes, more than the {MAX_PATH_BYTES} a path may have")
     if "\x00" in path:
         raise ApiError(400, f"{what} may not contain NUL bytes: {path!r}")
     if "\\" in path:
@@ -38,7 +56,11 @@ def split_path(path: object, *, what: str = "path") -> list[str]:
     parts = [p for p in path.split("/") if p]
     if not parts:
         raise ApiError(400, f"{what} is empty: {path!r}")
+    if len(parts) > MAX_DEPTH:
+        raise ApiError(400, f"{what} has {len(parts)} levels, more than the {MAX_DEPTH} a path may have")
     for part in parts:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ApiError(400, f"{what} has a name of {len(part.encode())} bytes, more than the {MAX_NAME_BYTES} a file name may have: {part[:40]!r}...")
         if part in (".", ".."):
             raise ApiError(400, f"{what} may not contain '.' or '..' segments: {path!r}")
         if part.startswith("."):
@@ -46,6 +68,23 @@ def split_path(path: object, *, what: str = "path") -> list[str]:
         if part.startswith(RESERVED):
             raise ApiError(400, f"{what} uses a name reserved for the API ({part!r}): {path!r}")
     return parts
+
+
+@web.middleware
+async def url_path_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a URL path that is too long or too deep (414) or not UTF-8 once
+    percent-decoded (400), before any handler or file system call sees it."""
+    raw = request.raw_path.partition("?")[0]
+    decoded = unquote_to_bytes(raw)
+    if len(decoded) > MAX_PATH_BYTES + 1:
+        raise ApiError(414, f"URL path of {len(decoded)} bytes is too long: a path may have {MAX_PATH_BYTES}")
+    if decoded.count(b"/") > MAX_DEPTH + 1:
+        raise ApiError(414, f"URL path has {decoded.count(b'/')} levels, more than the {MAX_DEPTH} a path may have")
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "URL path is not valid UTF-8 once percent-decoded (e.g. %ED%A0%80, a lone surrogate)") from None
+    return await handler(request)
 
 
 def check_prefix(prefix: str) -> str:

@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -34,10 +35,11 @@ _LINE = re.compile(r"farfeed gateway listening on (https?)://(\S+):(\d+) \(")
 class GatewayProcess:
     """``python -m farfeed.server ROOT ...`` as a child process (its own process group)."""
 
-    def __init__(self, args: list[str], *, host: str, timeout: float) -> None:
+    def __init__(self, args: list[str], *, host: str, timeout: float, max_open_files: int | None = None) -> None:
         self._args = args
         self._host = host
         self._timeout = timeout
+        self._max_open_files = max_open_files
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] = tempfile.TemporaryFile()
         self.url = ""
@@ -55,21 +57,34 @@ class GatewayProcess:
         key: str | Path | None = None,
         workers: int = 1,
         timeout: float = 30.0,
+        options: Sequence[str] = (),
+        max_open_files: int | None = None,
     ) -> GatewayProcess:
-        """Start a gateway, wait until it listens and answers /healthz; ConfigError when it cannot."""
-        args = [str(root), "--host", host, "--port", str(port), "--workers", str(workers)]
+        """Start a gateway, wait until it listens and answers /healthz; ConfigError when it cannot.
+
+        ``options``: more ``farfeed serve`` flags (``["--header-timeout", "2"]``);
+        ``max_open_files``: run it under this open-file limit, soft and hard, as after
+        ``ulimit -n N`` (to see what it does when descriptors are scarce).
+        """
+        args = [str(root), "--host", host, "--port", str(port), "--workers", str(workers), *options]
         for flag, value in (("--tokens", tokens_file), ("--cert", cert), ("--key", key)):
             if value is not None:
                 args += [flag, str(value)]
-        gw = cls(args, host=host, timeout=timeout)
+        gw = cls(args, host=host, timeout=timeout, max_open_files=max_open_files)
         gw._spawn(port)
         return gw
 
     def _spawn(self, port: int) -> None:
         args = list(self._args)
         args[args.index("--port") + 1] = str(port)
+        command = [sys.executable, "-m", "farfeed.server", *args]
+        if self._max_open_files is not None:  # set the limit in a trampoline, then exec the gateway
+            limit = int(self._max_open_files)
+            command = [
+                sys.executable, "-c", _LIMIT_THEN_EXEC.format(limit=limit), *command,
+            ]  # fmt: skip
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "farfeed.server", *args],
+            command,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
         )
         # a forgotten gateway dies with this interpreter, not later
@@ -164,6 +179,12 @@ class GatewayProcess:
     ) -> None:
         self.stop()
         self._log.close()
+
+
+_LIMIT_THEN_EXEC = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def _kill_group(pid: int) -> None:

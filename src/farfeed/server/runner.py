@@ -30,7 +30,10 @@ from aiohttp import web
 from farfeed.errors import ConfigError, FarfeedError
 from farfeed.server.app import create_app
 from farfeed.server.auth import TokenTable
-from farfeed.server.limits import ServerLimits
+from farfeed.server.connections import aiohttp_keepalive, listen
+from farfeed.server.context import GATEWAY
+from farfeed.server.limits import ConnectionLimits, ServerLimits, raise_open_file_limit
+from farfeed.server.logs import AccessLogger, install_log_filters
 
 log = logging.getLogger("farfeed.server")
 DEFAULT_PORT = 8470
@@ -52,6 +55,7 @@ class ServeOptions:
     workers: int = 1
     access_log: bool = False
     limits: ServerLimits = ServerLimits()
+    connection_limits: ConnectionLimits = ConnectionLimits()
 
     def check(self) -> None:
         """ConfigError quoting the first bad option; also loads the tokens and the certificate."""
@@ -141,15 +145,17 @@ def run(
     workers: int = 1,
     access_log: bool = False,
     limits: ServerLimits = ServerLimits(),
+    connection_limits: ConnectionLimits = ConnectionLimits(),
 ) -> None:
     """Serve ``root`` until SIGTERM or SIGINT (blocking); used by ``farfeed serve``."""
     options = ServeOptions(
         root=str(root), host=host, port=port, tokens_file=_str(tokens_file), cert=_str(cert),
         key=_str(key), allow_anonymous=allow_anonymous, workers=workers, access_log=access_log,
-        limits=limits,
+        limits=limits, connection_limits=connection_limits,
     )
     options.check()
     _setup_logging()
+    _raise_file_limit(options)
     if options.workers == 1:
         sock = bind_socket(options.host, options.port, reuse_port=False)
         line = listening_line(options, sock.getsockname()[1])
@@ -164,6 +170,20 @@ def _str(value: str | Path | None) -> str | None:
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_log_filters()
+
+
+def _raise_file_limit(options: ServeOptions) -> None:
+    """Raise the soft open-file limit to the hard one and say what the connection cap is."""
+    before, after = raise_open_file_limit()
+    cap = options.connection_limits.connection_cap()
+    raised = f" (raised from {before})" if after != before else ""
+    log.info("open-file limit %d%s; at most %d connections per process", after, raised, cap)
+    if cap > after * 3 // 4:
+        log.warning(
+            "--max-connections %d leaves under a quarter of the %d file descriptors for files; "
+            "accept() may fail (raise ulimit -n)", cap, after,
+        )
 
 
 async def serve_socket(
@@ -171,12 +191,18 @@ async def serve_socket(
 ) -> None:
     """Serve on a bound socket until SIGTERM/SIGINT (or until the parent process is gone)."""
     app = create_app(options.root, tokens=options.load_tokens(), limits=options.limits)
+    conn = options.connection_limits
     access = logging.getLogger("aiohttp.access") if options.access_log else None
-    runner = web.AppRunner(app, access_log=access, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(
+        app, access_log=access, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=aiohttp_keepalive(conn),
+    )
     await runner.setup()
+    listener = None
     try:
-        site = web.SockSite(runner, sock, ssl_context=options.ssl_context(), backlog=1024)
-        await site.start()
+        listener = await listen(
+            runner, sock, limits=conn, metrics=app[GATEWAY].metrics, ssl_context=options.ssl_context()
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -191,12 +217,15 @@ async def serve_socket(
                 except asyncio.TimeoutError:
                     pass
     finally:
+        if listener is not None:
+            await listener.close()
         await runner.cleanup()
 
 
 def _worker_main(options: ServeOptions, parent_pid: int, ready: Any) -> None:
     """One worker process: its own SO_REUSEPORT socket on the shared port."""
     _setup_logging()
+    raise_open_file_limit()
     try:
         sock = bind_socket(options.host, options.port, reuse_port=True)
     except FarfeedError as exc:

@@ -2,22 +2,24 @@
 
 A reader of the final path sees the old object or the new one, never a part: a crash
 (even SIGKILL) mid-upload leaves only a staging file under ROOT/.farfeed-uploads, which
-the sweep removes once it has not been touched for a day.
+`farfeed.server.reclaim` removes (its owner's lock died with the process). A write that
+finds the disk full first asks for abandoned staging to be reclaimed and tries once more;
+a folder that `publish` created for a write that then failed is removed again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
-import shutil
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple, TypeVar
 
 import xxhash
 
+from farfeed.server.reclaim import create_owned
 from farfeed.server.responses import ApiError
 
 log = logging.getLogger("farfeed.server")
@@ -26,6 +28,8 @@ T = TypeVar("T")
 
 #: Bytes gathered before one write to the staging file (done in a worker thread).
 WRITE_BLOCK = 4 * 1024 * 1024
+#: errnos of a full disk or quota: the write is retried once after a reclaim, else 507.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class PartRecord(NamedTuple):
@@ -79,10 +83,13 @@ class BlockWriter:
 
     Writes happen in a worker thread, one block behind the network, so receiving and
     writing overlap; ``os.pwrite`` at an explicit offset lets several writers share a file.
+    When a block finds the disk full, ``on_full()`` (run in the worker thread) may free
+    space; if it says it did, the block is written once more.
     """
 
-    def __init__(self, fd: int, *, offset: int = 0) -> None:
+    def __init__(self, fd: int, *, offset: int = 0, on_full: Callable[[], bool] | None = None) -> None:
         self._fd = fd
+        self._on_full = on_full
         self.offset = offset
         self._digest = xxhash.xxh64()
         self._buffer = bytearray()
@@ -104,7 +111,15 @@ class BlockWriter:
             self._digest.update(block)
             loop = asyncio.get_running_loop()
             at, self._flushed = self.offset + self._flushed, self._flushed + len(block)
-            self._pending = loop.run_in_executor(None, _pwrite_all, self._fd, block, at)
+            self._pending = loop.run_in_executor(None, self._write_block, block, at)
+
+    def _write_block(self, block: bytearray, at: int) -> None:
+        try:
+            _pwrite_all(self._fd, block, at)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL or self._on_full is None or not self._on_full():
+                raise
+            _pwrite_all(self._fd, block, at)  # space was reclaimed: once more, from the block's start
 
     async def _wait(self) -> None:
         if self._pending is not None:
@@ -137,11 +152,19 @@ class BlockWriter:
 
 
 class StagingFile(BlockWriter):
-    """A new hidden file in the staging directory; `write` bytes, then `finish` or `discard`."""
+    """A new hidden file in the staging directory, locked by this request while it lives
+    (`farfeed.server.reclaim`); `write` bytes, then `finish` or `discard`."""
 
-    def __init__(self, directory: str, *, prefix: str = "put-") -> None:
-        self.path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}.tmp")
-        super().__init__(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    def __init__(self, directory: str, *, prefix: str = "put-", on_full: Callable[[], bool] | None = None) -> None:
+        for attempt in range(3):
+            self.path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}.tmp")
+            try:
+                fd = create_owned(self.path)
+                break
+            except FileNotFoundError:
+                if attempt == 2 or not os.path.isdir(directory):
+                    raise
+        super().__init__(fd, on_full=on_full)
 
     async def finish(self) -> str:
         """Flush, fsync and close; returns the xxh64 (16 hex digits) of the whole file."""
@@ -166,41 +189,72 @@ class StagingFile(BlockWriter):
 
 
 def publish(staged: str, final: str) -> None:
-    """Rename a finished staging file over ``final`` atomically and make the rename durable."""
+    """Rename a finished staging file over ``final`` atomically and make the rename durable.
+
+    Missing folders are created; if the rename then fails, the folders made for it are
+    removed again, so a refused write leaves nothing behind.
+    """
     parent = os.path.dirname(final)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise ApiError(400, f"cannot create the folder for this object: {exc.strerror}") from None
-    if os.path.isdir(final):
-        raise ApiError(400, "the target path is a directory, not an object")
-    os.replace(staged, final)
+    for attempt in range(3):
+        created = make_folders(parent)
+        try:
+            if os.path.isdir(final):
+                raise ApiError(400, "the target path is a directory, not an object")
+            os.replace(staged, final)
+            break
+        except FileNotFoundError:
+            remove_folders(created)
+            if attempt == 2 or not os.path.exists(staged):
+                raise
+            # a delete emptied and removed the folder meanwhile: make it again
+        except BaseException:
+            remove_folders(created)
+            raise
     fsync_dir(parent)
 
 
-def sweep(staging: str, *, max_age: float, now: float | None = None) -> list[str]:
-    """Remove staging entries untouched for ``max_age`` seconds; returns their names."""
-    now = time.time() if now is None else now
-    removed: list[str] = []
+def make_folders(folder: str) -> list[str]:
+    """``os.makedirs`` without recursion; returns the folders it created, outermost first.
+    400 when a part of the path is a file."""
+    missing: list[str] = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        up = os.path.dirname(folder)
+        if up == folder:
+            break
+        folder = up
+    created: list[str] = []
     try:
-        entries = list(os.scandir(staging))
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
+        for path in reversed(missing):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                if os.path.isdir(path):
+                    continue  # made by a concurrent write
+                raise ApiError(400, "cannot create a folder for this object: a part of its path is a file") from None
+            except NotADirectoryError:
+                raise ApiError(400, "cannot create a folder for this object: a part of its path is a file") from None
+            created.append(path)
+    except BaseException:
+        remove_folders(created)
+        raise
+    return created
+
+
+def remove_folders(created: list[str]) -> None:
+    """Remove folders `make_folders` created (innermost first) while they are still empty."""
+    for path in reversed(created):
         try:
-            newest = entry.stat(follow_symlinks=False).st_mtime
-            if entry.is_dir(follow_symlinks=False):
-                for sub in os.scandir(entry.path):
-                    newest = max(newest, sub.stat(follow_symlinks=False).st_mtime)
-            if now - newest < max_age:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-            removed.append(entry.name)
-        except FileNotFoundError:
-            continue  # another worker got there first
-        except OSError as exc:
-            log.warning("could not sweep staging entry %s: %s", entry.path, exc)
-    return removed
+            os.rmdir(path)
+        except OSError:
+            return
+
+
+def prune_empty_folders(folder: str, *, stop: str) -> None:
+    """Remove ``folder`` and its parents while they are empty, up to (not including) ``stop``."""
+    while folder.startswith(stop + os.sep):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)

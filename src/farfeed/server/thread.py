@@ -13,7 +13,10 @@ from aiohttp import web
 from farfeed.errors import FarfeedError
 from farfeed.server.app import create_app
 from farfeed.server.auth import TokenTable
-from farfeed.server.limits import ServerLimits
+from farfeed.server.connections import Listener, aiohttp_keepalive, listen
+from farfeed.server.context import GATEWAY
+from farfeed.server.limits import ConnectionLimits, ServerLimits
+from farfeed.server.runner import bind_socket
 
 
 @contextmanager
@@ -22,6 +25,7 @@ def serve_in_thread(
     *,
     tokens: TokenTable | None = None,
     limits: ServerLimits = ServerLimits(),
+    connection_limits: ConnectionLimits = ConnectionLimits(),
     host: str = "127.0.0.1",
 ) -> Iterator[str]:
     """Serve ``root`` on a free loopback port for the ``with`` block; yields the base URL.
@@ -34,18 +38,26 @@ def serve_in_thread(
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, object] = {}
+    serving: list[tuple[web.AppRunner, Listener]] = []
 
-    async def start() -> web.AppRunner:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    async def start() -> tuple[web.AppRunner, Listener]:
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=aiohttp_keepalive(connection_limits)
+        )
         await runner.setup()
-        await web.TCPSite(runner, host, 0).start()
-        state["port"] = runner.addresses[0][1]
-        return runner
+        sock = bind_socket(host, 0, reuse_port=False)
+        listener = await listen(runner, sock, limits=connection_limits, metrics=app[GATEWAY].metrics)
+        state["port"] = listener.port
+        return runner, listener
+
+    async def stop(runner: web.AppRunner, listener: Listener) -> None:
+        await listener.close()
+        await runner.cleanup()
 
     def main() -> None:
         asyncio.set_event_loop(loop)
         try:
-            state["runner"] = loop.run_until_complete(start())
+            serving.append(loop.run_until_complete(start()))
         except BaseException as exc:  # report to the caller instead of dying silently
             state["error"] = exc
             started.set()
@@ -62,9 +74,7 @@ def serve_in_thread(
     try:
         yield f"http://{host}:{state['port']}"
     finally:
-        runner = state["runner"]
-        assert isinstance(runner, web.AppRunner)
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(stop(*serving[0]), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()

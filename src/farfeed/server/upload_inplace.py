@@ -88,7 +88,7 @@ async def receive_part(
         record_fd = os.open(os.path.join(folder, f"part-{part}.json"), os.O_RDWR | os.O_CREAT, 0o644)
         await _lock_part(record_fd, part)
         await in_thread(_forget, record_fd)
-        writer = BlockWriter(fd, offset=part * part_size)
+        writer = BlockWriter(fd, offset=part * part_size, on_full=gw.reclaim_space)
         try:
             await writer.write_from(request.content.iter_any(), limit=part_size, status=400, what=f"part {part} (part_size {part_size})")
         finally:

@@ -34,7 +34,7 @@ async def receive_part(
         raise ApiError(413, f"part of {request.content_length} bytes is over the {limit}-byte part limit")
     upload_id = os.path.basename(folder)
     try:
-        staged = StagingFile(folder, prefix=f".part-{part}-")
+        staged = StagingFile(folder, prefix=f".part-{part}-", on_full=gw.reclaim_space)
     except FileNotFoundError:
         raise ApiError(404, f"no such upload: {upload_id!r}") from None
     try:

@@ -1,5 +1,8 @@
 """Chunked, resumable uploads (``/_farfeed/uploads``): parts staged on disk (any worker can
 take any part), then published over the target in one atomic rename at commit.
+Each request on an upload holds it (`farfeed.server.reclaim.hold_upload`), so an upload
+is never reclaimed under a request; the id starts with its destination's key, so a new
+save to the same destination finds the abandoned ones by name.
 
 Two modes, chosen at start: with ``part_size`` every part is written in place into one
 file (`farfeed.server.upload_inplace`: the commit is a rename, no copy); without it parts
@@ -24,7 +27,8 @@ from farfeed.server import upload_inplace as inplace
 from farfeed.server import upload_join as join
 from farfeed.server.auth import needs
 from farfeed.server.context import Gateway, gateway
-from farfeed.server.responses import ApiError, json_response
+from farfeed.server.reclaim import META, dest_key, hold_upload
+from farfeed.server.responses import ApiError, json_response, parse_json
 from farfeed.server.staging import parse_xxh64
 
 _UPLOAD_ID = re.compile(r"u-[0-9a-f]{32}")
@@ -40,14 +44,11 @@ class UploadMeta:
 
 async def _json_body(request: web.Request, keys: set[str], required: set[str]) -> dict[str, Any]:
     """A small JSON object body with only known keys; 400 otherwise."""
-    try:
-        obj = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    obj = parse_json(await request.read(), "body")
     if not isinstance(obj, dict):
         raise ApiError(400, f"body must be a JSON object, got {type(obj).__name__}")
     if set(obj) - keys or required - set(obj):
-        raise ApiError(400, f"body must have keys {sorted(required)} (optional: {sorted(keys - required)}), got {sorted(obj)}")
+        raise ApiError(400, f"body must have keys {sorted(required)} (optional: {sorted(keys - required)}), got {sorted(obj)}"[:300])
     return obj
 
 
@@ -68,12 +69,13 @@ def _upload_dir(gw: Gateway, upload_id: str) -> str:
 
 def _meta(folder: str) -> UploadMeta:
     try:
-        with open(os.path.join(folder, "meta.json"), encoding="utf-8") as f:
+        with open(os.path.join(folder, META), encoding="utf-8") as f:
             meta = json.load(f)
         part_size = meta.get("part_size")
         return UploadMeta(str(meta["path"]), None if part_size is None else int(part_size))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ApiError(404, f"upload {os.path.basename(folder)!r} is gone or broken: {exc}") from None
+        why = exc.strerror if isinstance(exc, OSError) else type(exc).__name__
+        raise ApiError(404, f"upload {os.path.basename(folder)!r} is gone or broken: {why}") from None
 
 
 @needs("write")
@@ -86,13 +88,20 @@ async def create_upload(request: web.Request) -> web.StreamResponse:
     gw.paths.resolve_write(body["path"])
     part_size = None if body.get("part_size") is None else _int_field(body, "part_size", 1, gw.limits.max_part_bytes)
     path = "/".join(p for p in body["path"].split("/") if p)
-    upload_id = f"u-{secrets.token_hex(16)}"
+    await asyncio.get_running_loop().run_in_executor(None, gw.reclaim_before_save, path)
+    upload_id = f"u-{dest_key(path)}{secrets.token_hex(8)}"
     folder = os.path.join(gw.paths.staging, upload_id)
     os.mkdir(folder)
-    if part_size is not None:
-        inplace.create(folder)
-    with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
-        json.dump({"path": path, "part_size": part_size}, f)
+    try:
+        if part_size is not None:
+            inplace.create(folder)
+        tmp = os.path.join(folder, ".meta.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"path": path, "part_size": part_size}, f)
+        os.replace(tmp, os.path.join(folder, META))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing
+        raise
     return json_response({"upload_id": upload_id, "path": path, "part_size": part_size}, status=201)
 
 
@@ -106,14 +115,16 @@ def _part_number(text: str, max_parts: int) -> int:
 async def put_part(request: web.Request) -> web.StreamResponse:
     """``PUT /_farfeed/uploads/ID/N``: stage one part (re-sending replaces it)."""
     gw = gateway(request)
-    folder = _upload_dir(gw, request.match_info["upload_id"])
+    upload_id = request.match_info["upload_id"]
+    folder = _upload_dir(gw, upload_id)
     part = _part_number(request.match_info["part"], gw.limits.max_parts)
     expected = parse_xxh64(request.headers.get("X-Farfeed-Xxh64"))
-    meta = _meta(folder)
-    if meta.part_size is None:
-        size, digest = await join.receive_part(request, gw, folder, part, expected)
-    else:
-        size, digest = await inplace.receive_part(request, gw, folder, part, meta.part_size, expected)
+    async with hold_upload(folder, upload_id):
+        meta = _meta(folder)
+        if meta.part_size is None:
+            size, digest = await join.receive_part(request, gw, folder, part, expected)
+        else:
+            size, digest = await inplace.receive_part(request, gw, folder, part, meta.part_size, expected)
     return json_response({"part": part, "size": size, "xxh64": digest})
 
 
@@ -145,18 +156,19 @@ async def commit_upload(request: web.Request) -> web.StreamResponse:
     if raw is not None and not isinstance(raw, str):
         raise ApiError(400, f"'xxh64' must be 16 hex digits, got {raw!r}")
     expected = parse_xxh64(raw, what="'xxh64'")
-    meta = _meta(folder)
-    final = gw.paths.resolve_write(meta.path)
     loop = asyncio.get_running_loop()
     digest: str | None
-    try:
-        if meta.part_size is None:
-            size, digest = await loop.run_in_executor(None, join.commit, folder, count, final, expected)
-        else:
-            size, digest = await loop.run_in_executor(None, inplace.commit, folder, count, meta.part_size, final, expected)
-    except FileNotFoundError:
-        raise ApiError(409, f"upload {upload_id!r} changed during commit (aborted or committed twice?)") from None
-    await loop.run_in_executor(None, shutil.rmtree, folder, True)
+    async with hold_upload(folder, upload_id):
+        meta = _meta(folder)
+        final = gw.paths.resolve_write(meta.path)
+        try:
+            if meta.part_size is None:
+                size, digest = await loop.run_in_executor(None, join.commit, folder, count, final, expected)
+            else:
+                size, digest = await loop.run_in_executor(None, inplace.commit, folder, count, meta.part_size, final, expected)
+        except FileNotFoundError:
+            raise ApiError(409, f"upload {upload_id!r} changed during commit (aborted or committed twice?)") from None
+        await loop.run_in_executor(None, shutil.rmtree, folder, True)
     return json_response({"path": meta.path, "size": size, "xxh64": digest}, status=201)
 
 

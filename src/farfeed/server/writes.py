@@ -9,8 +9,9 @@ from aiohttp import web
 
 from farfeed.server.auth import needs
 from farfeed.server.context import gateway
+from farfeed.server.reclaim import dest_key
 from farfeed.server.responses import ApiError, json_response
-from farfeed.server.staging import StagingFile, parse_xxh64, publish
+from farfeed.server.staging import StagingFile, parse_xxh64, prune_empty_folders, publish
 
 
 @needs("write")
@@ -20,8 +21,10 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     path = request.match_info["path"]
     final = gw.paths.resolve_write(path)
     expected = parse_xxh64(request.headers.get("X-Farfeed-Xxh64"))
-    staged = StagingFile(gw.paths.staging, prefix="put-")
+    dest = "/".join(p for p in path.split("/") if p)  # as a chunked upload names it
     loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, gw.reclaim_before_save, dest)
+    staged = StagingFile(gw.paths.staging, prefix=f"put-{dest_key(dest)}-", on_full=gw.reclaim_space)
     try:
         try:
             await staged.write_from(request.content.iter_any())
@@ -39,12 +42,15 @@ async def put_object(request: web.Request) -> web.StreamResponse:
 
 @needs("write")
 async def delete_object(request: web.Request) -> web.StreamResponse:
-    """``DELETE /checkpoints/PATH``: remove one object; a missing one is fine too (204)."""
-    final = gateway(request).paths.resolve_write(request.match_info["path"])
+    """``DELETE /checkpoints/PATH``: remove one object, and the folders it leaves empty (up to
+    ``checkpoints/``); a missing object is fine too (204)."""
+    paths = gateway(request).paths
+    final = paths.resolve_write(request.match_info["path"])
     try:
         os.unlink(final)
     except FileNotFoundError:
         pass
     except NotADirectoryError:
-        pass  # a parent is a file: the object cannot exist
+        return web.Response(status=204)  # a parent is a file: the object cannot exist
+    prune_empty_folders(os.path.dirname(final), stop=paths.checkpoints_real)
     return web.Response(status=204)

@@ -52,4 +52,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'farfeed.store' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once; later lookups skip this function
+    return value

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from farfeed.errors import StoreError, TransientError
 from farfeed.store._batch import CONTENT_TYPE, FRAME, TRAILER_INDEX, batch_body
 from farfeed.store._http import status_error
-from farfeed.store.options import StoreOptions
+from farfeed.store.options import StoreOptions, certificate_error
 
 #: Most bytes of status line + headers accepted in a response.
 HEAD_MAX = 64 * 1024
@@ -145,11 +145,16 @@ class _Connection(asyncio.BufferedProtocol):
     # -- request side --------------------------------------------------------------------
     def send(self, request: bytes, exchange: _Exchange) -> None:
         assert self.transport is not None and self._state == "idle"
+        if self.closed or self.transport.is_closing():  # reset while idle, or right at connect
+            raise TransientError("connection closed before the request was sent", url=self.url)
         self._exchange = exchange
         self._state = "head"
         self._head_len = 0
         self.last_activity = self._loop.time()
-        self.transport.write(request)
+        try:
+            self.transport.write(request)
+        except RuntimeError as exc:  # uvloop: the handle closed under us (a reset)
+            raise TransientError(f"connection closed while sending: {exc}", url=self.url) from exc
 
     def abort(self) -> None:
         self.closed = True
@@ -158,7 +163,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self._keep_alive and self._state == "idle"
+        # is_closing: a reset may have closed the transport before connection_lost ran
+        closing = self.transport is not None and self.transport.is_closing()
+        return not self.closed and not closing and self._keep_alive and self._state == "idle"
 
     # -- response parsing ----------------------------------------------------------------
     def _parse_head(self, old: int) -> None:
@@ -351,11 +358,7 @@ class BatchIntoClient:
                 self.options.timeout,
             )
         except _ssl.SSLCertVerificationError as exc:
-            raise StoreError(
-                f"TLS certificate check failed: {exc.verify_message}; pass ssl=CA_FILE "
-                "(or ssl=False for a self-signed test server)",
-                url=self.display,
-            ) from exc
+            raise certificate_error(exc.verify_message, self.display) from exc
         except (OSError, asyncio.TimeoutError) as exc:
             raise TransientError(
                 f"network error: cannot connect: {type(exc).__name__}: {exc}", url=self.display

@@ -19,10 +19,11 @@ from farfeed.errors import (
     BadRequestError,
     ConfigError,
     NotFoundError,
+    StorageFullError,
     StoreError,
     TransientError,
 )
-from farfeed.store.options import MiB, StoreOptions
+from farfeed.store.options import MiB, StoreOptions, certificate_error
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -125,11 +126,7 @@ async def translated(url: str) -> AsyncIterator[None]:
     except aiohttp.InvalidURL as exc:
         raise ConfigError(f"invalid URL {str(exc)!r}") from exc
     except aiohttp.ClientConnectorCertificateError as exc:
-        raise StoreError(
-            f"TLS certificate check failed: {exc.certificate_error}; pass ssl=CA_FILE "
-            "(or ssl=False for a self-signed test server)",
-            url=url,
-        ) from exc
+        raise certificate_error(exc.certificate_error, url) from exc
     except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError) as exc:
         raise TransientError(f"network error: {type(exc).__name__}: {exc}", url=url) from exc
     except asyncio.IncompleteReadError as exc:
@@ -141,12 +138,14 @@ async def translated(url: str) -> AsyncIterator[None]:
 
 
 def status_error(status: int, message: str, url: str) -> StoreError:
-    """The farfeed error for an HTTP error status (404, 401/403, other 4xx, 5xx)."""
+    """The farfeed error for an HTTP error status (404, 401/403, 507, other 4xx, 5xx)."""
     text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status == 404:
         return NotFoundError(text, url=url)
     if status in (401, 403):
         return AccessDeniedError(text, url=url)
+    if status == 507:  # a full disk: retrying the same write cannot help
+        return StorageFullError(text or "the storage site's disk is full", url=url)
     if status in (408, 429) or status >= 500:
         return TransientError(text, url=url)
     return BadRequestError(text, url=url)

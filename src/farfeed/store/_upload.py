@@ -45,7 +45,8 @@ class GatewayUploads(Store):
     async def write_parts(
         self, path: str, parts: Parts, *, concurrency: int = 4, upload_id: str | None = None
     ) -> UploadResult:
-        """Upload an object part by part, ``concurrency`` parts at once, then commit atomically.
+        """Upload object ``path`` from ``parts``, ``concurrency`` parts at once, then commit
+        it atomically.
 
         Without ``upload_id`` a new upload is started (declaring the size of the first part
         as its part_size, so the gateway writes in place) and aborted if anything fails. To
@@ -137,7 +138,8 @@ class GatewayUploads(Store):
     async def upload_part(
         self, upload_id: str, part: int, data: Chunk, *, xxh64: str | None = None
     ) -> None:
-        """``PUT`` one part (0, 1, 2, ...); the gateway checks its xxh64. Re-sending replaces it."""
+        """``PUT`` ``data`` as part number ``part`` (0, 1, 2, ...) of upload ``upload_id``;
+        the gateway checks its ``xxh64`` (computed here when None). Re-sending replaces it."""
         endpoint = f"/_farfeed/uploads/{_uid(upload_id)}/{int(part)}"
         self._fresh.pop(upload_id, None)
         digest = xxh64 or xxhash.xxh64(data).hexdigest()
@@ -149,7 +151,8 @@ class GatewayUploads(Store):
         )
 
     async def upload_state(self, upload_id: str) -> dict[str, Any]:
-        """``GET /_farfeed/uploads/ID``: ``{"path", "part_size", "parts": {"0": {"size", "xxh64"}, ...}}``."""
+        """``GET /_farfeed/uploads/ID`` for ``upload_id``: ``{"path", "part_size", "parts":
+        {"0": {"size", "xxh64"}, ...}}``."""
         body = await self._call("GET", f"/_farfeed/uploads/{_uid(upload_id)}")
         if not isinstance(body, dict) or not isinstance(body.get("parts"), dict):
             raise StoreError(f"malformed upload state: {body!r}", url=self.url)
@@ -158,8 +161,9 @@ class GatewayUploads(Store):
     async def commit_upload(
         self, upload_id: str, *, parts: int, xxh64: str | None = None
     ) -> dict[str, Any]:
-        """Publish parts ``0..parts-1`` as the object atomically; 409 (BadRequestError) if any is
-        missing. With ``xxh64`` the gateway also checks the whole object (one read of it)."""
+        """Publish parts 0 .. ``parts`` - 1 of upload ``upload_id`` as the object, atomically; 409
+        (BadRequestError) if any is missing. With ``xxh64`` the gateway also checks the whole
+        object (one read of it)."""
         payload: dict[str, Any] = {"parts": parts}
         if xxh64 is not None:
             payload["xxh64"] = xxh64
@@ -169,7 +173,7 @@ class GatewayUploads(Store):
         return body if isinstance(body, dict) else {}
 
     async def abort_upload(self, upload_id: str) -> None:
-        """``DELETE /_farfeed/uploads/ID``: drop the staged parts."""
+        """``DELETE /_farfeed/uploads/ID``: drop the staged parts of ``upload_id``."""
         endpoint = f"/_farfeed/uploads/{_uid(upload_id)}"
         self._fresh.pop(upload_id, None)
         await self._call("DELETE", endpoint)

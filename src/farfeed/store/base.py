@@ -48,7 +48,7 @@ class ByteRange:
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """One object as listed by a store: its relative path and size in bytes."""
+    """One object as listed by a store: its relative ``path`` and its ``size`` in bytes."""
 
     path: str
     size: int
@@ -56,8 +56,9 @@ class ObjectInfo:
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
-    """What `Store.write_parts` stored: the object, its size, its xxh64 (16 hex digits), how
-    many parts it was sent in, and how many of those a resumed upload did not send again."""
+    """What `Store.write_parts` stored: the object's ``path``, its ``size`` in bytes, its
+    ``xxh64`` (16 hex digits), the ``parts`` it was sent in, and ``parts_skipped``: how many
+    of those a resumed upload did not send again."""
 
     path: str
     size: int
@@ -104,13 +105,15 @@ class Store(abc.ABC):
         """Read ``length`` bytes of ``path`` from ``offset`` (to the end when None)."""
 
     async def read_many(self, ranges: Sequence[ByteRange]) -> list[bytes]:
-        """Read many ranges; results in the order asked. Default: one `read` each, concurrently."""
+        """Read every `ByteRange` of ``ranges``; results in the order asked. Default: one
+        `read` each, concurrently; the gateway sends them all in one round trip."""
         import asyncio
 
         return list(await asyncio.gather(*(self.read(r.path, r.offset, r.length) for r in ranges)))
 
     async def iter_many(self, ranges: Sequence[ByteRange]) -> AsyncIterator[bytes]:
-        """Like `read_many`, but yields each range as soon as it (and all before it) arrived."""
+        """Like `read_many` (``ranges`` in, their bytes out, in order), but yields each
+        range as soon as it (and all before it) arrived."""
         for data in await self.read_many(ranges):
             yield data
 
@@ -121,8 +124,8 @@ class Store(abc.ABC):
         *,
         landed: Callable[[int], None] | None = None,
     ) -> None:
-        """Read range ``k`` into ``outs[k]`` (a writable view exactly that long), calling
-        ``landed(k)`` as each one is complete. The loader reads through this: the gateway
+        """Read range ``k`` of ``ranges`` into ``outs[k]`` (a writable view exactly that
+        long), calling ``landed(k)`` as each one is complete. The loader reads through this: the gateway
         and local disk put the bytes straight in place; this default copies `iter_many`'s."""
         k = 0
         async for data in self.iter_many(ranges):
@@ -140,10 +143,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def write(self, path: str, data: Chunk) -> None:
-        """Write a whole object atomically: readers see the old object or the new one, never a part."""
+        """Write ``data`` as the whole object ``path``, atomically: readers see the old
+        object or the new one, never a part."""
 
     async def write_parts(self, path: str, parts: Parts, *, concurrency: int = 4) -> UploadResult:
-        """Write one object from its parts, in order, atomically (like `write`).
+        """Write object ``path`` from ``parts`` (its bytes in order: a list, or a sync or
+        async iterable of chunks), atomically like `write`; returns what was stored.
 
         Backends that can upload parts in parallel (gateway, S3) override this and keep at
         most ``concurrency`` parts in memory; this default joins them and calls `write`.
@@ -165,11 +170,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def size(self, path: str) -> int:
-        """Size of one object in bytes; `NotFoundError` if it does not exist."""
+        """Size of object ``path`` in bytes; `NotFoundError` if it does not exist."""
 
     @abc.abstractmethod
     async def delete(self, path: str) -> None:
-        """Remove one object. Deleting a missing object is not an error."""
+        """Remove object ``path``. Deleting a missing object is not an error."""
 
     async def close(self) -> None:
         """Release connections. Safe to call twice."""

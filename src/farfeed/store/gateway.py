@@ -63,7 +63,9 @@ async def probe_gateway(url: str, options: StoreOptions) -> dict[str, Any] | Non
 
 
 class GatewayStore(GatewayUploads):
-    """A dataset or checkpoint area behind ``farfeed serve``.
+    """A dataset or checkpoint area behind ``farfeed serve``, at ``url``, reached with
+    ``options``; ``info`` is the gateway's ``/_farfeed/info`` when already known (else it
+    is asked for at first need). Open one with `open_store` rather than directly.
 
     >>> store = GatewayStore("https://storage:8470/imagenet", options=StoreOptions(token="…"))
     >>> blobs = await store.read_many(ranges)        # one POST /_farfeed/batch
@@ -84,6 +86,7 @@ class GatewayStore(GatewayUploads):
 
     @property
     def gateway_info(self) -> dict[str, Any] | None:
+        """The gateway's ``/_farfeed/info`` once known (see `Store.gateway_info`)."""
         return self._info
 
     async def info(self) -> dict[str, Any]:
@@ -107,11 +110,11 @@ class GatewayStore(GatewayUploads):
         )
 
     async def read_many(self, ranges: Sequence[ByteRange]) -> list[bytes]:
-        """All ranges in one ``POST /_farfeed/batch`` (several when over the server's limits)."""
+        """All ``ranges`` in one ``POST /_farfeed/batch`` (several when over the server's limits)."""
         return [data async for data in self.iter_many(ranges)]
 
     async def iter_many(self, ranges: Sequence[ByteRange]) -> AsyncIterator[bytes]:
-        """Yield each range as its frame arrives; split requests run concurrently."""
+        """Yield each of ``ranges`` as its frame arrives; split requests run concurrently."""
         if not ranges:
             return
         items, groups, max_bytes = await self._plan(ranges)
@@ -158,8 +161,9 @@ class GatewayStore(GatewayUploads):
         *,
         landed: Callable[[int], None] | None = None,
     ) -> None:
-        """Batch-gets whose payloads land straight in ``outs`` (one ``recv_into`` copy);
-        requests over the server's limits are split and run concurrently."""
+        """Batch-gets of ``ranges`` whose payloads land straight in ``outs`` (one
+        ``recv_into`` copy), ``landed(k)`` called as range k completes; requests over the
+        server's limits are split and run concurrently."""
         if not ranges:
             return
         items, groups, max_bytes = await self._plan(ranges)
@@ -240,7 +244,8 @@ class GatewayStore(GatewayUploads):
 
     # -- writes -------------------------------------------------------------------------
     async def write(self, path: str, data: Chunk) -> None:
-        """One ``PUT`` up to ``multipart_threshold`` bytes; above it, parallel chunked upload."""
+        """``data`` as object ``path``: one ``PUT`` up to ``multipart_threshold`` bytes;
+        above it, a parallel chunked upload."""
         if len(data) > self.options.multipart_threshold:
             await self.write_parts(path, split_parts(data, self.options.part_size))
             return

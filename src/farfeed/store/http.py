@@ -11,7 +11,8 @@ from farfeed.store.options import StoreOptions
 
 
 class HttpStore(CoalescingReads):
-    """A dataset on a plain web server (nginx, ``rclone serve http``, a CDN).
+    """A dataset on a plain web server (nginx, ``rclone serve http``, a CDN) at ``url``,
+    reached with ``options`` (`StoreOptions`: TLS, connections, timeout, a bearer token).
 
     `read_many` sends concurrent range GETs, merging neighbouring ranges of one shard.
     Writing, deleting and listing are not possible over static HTTP; `size` uses ``HEAD``.

@@ -82,7 +82,8 @@ class LocalStore(Store):
         return data
 
     async def read_many(self, ranges: Sequence[ByteRange]) -> list[bytes]:
-        """One worker-thread task per object (opened once), all objects concurrently."""
+        """``ranges`` read with one worker-thread task per object (opened once), all
+        objects concurrently."""
         by_path: dict[str, list[int]] = {}
         for i, r in enumerate(ranges):
             by_path.setdefault(r.path, []).append(i)
@@ -105,7 +106,8 @@ class LocalStore(Store):
         *,
         landed: Callable[[int], None] | None = None,
     ) -> None:
-        """``preadv`` straight into ``outs``: one worker-thread task per object."""
+        """``ranges`` read with ``preadv`` straight into ``outs`` (``landed(k)`` as range k
+        is in place): one worker-thread task per object."""
         by_path: dict[str, list[int]] = {}
         for i, r in enumerate(ranges):
             by_path.setdefault(r.path, []).append(i)
@@ -192,7 +194,8 @@ class LocalStore(Store):
         await self.write_parts(path, [data])
 
     async def write_parts(self, path: str, parts: Parts, *, concurrency: int = 4) -> UploadResult:
-        """Stream the parts into a temporary file beside the target, fsync, rename into place."""
+        """Stream ``parts`` into a temporary file beside ``path``, fsync, rename into place
+        (``concurrency`` has no use on local disk)."""
         rel = clean_relpath(path)
         full = self._path(rel)
         digest = xxhash.xxh64()

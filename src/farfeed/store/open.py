@@ -27,14 +27,15 @@ async def _open_http(url: str, options: StoreOptions, gateway_info: GatewayInfo)
     """A farfeed gateway if ``GET /_farfeed/info`` says so (or ``gateway_info`` is already
     known), else a static HTTP server.
 
-    A token may ride in the URL (``http://:TOKEN@host:8470/imagenet``) when not passed.
+    A token may ride in the URL (``http://:TOKEN@host:8470/imagenet``); it is this URL's
+    token, used before ``token`` (`farfeed.store.access` refuses the two disagreeing).
     """
     from farfeed.store.gateway import GatewayStore, probe_gateway
     from farfeed.store.http import HttpStore
 
     parts = urlsplit(url)
     in_url = unquote(parts.password or parts.username or "")
-    if in_url and options.token is None:
+    if in_url:
         options = replace(options, token=in_url)
 
     info = dict(gateway_info) if gateway_info is not None else await probe_gateway(url, options)
@@ -114,11 +115,25 @@ def open_store(
     """Open the store at ``url``: a local path / ``file://``, ``http(s)://`` (gateway or
     static server, told apart by one ``GET /_farfeed/info``), or ``s3://BUCKET/PREFIX``.
 
-    Options are described on `StoreOptions`. ``gateway_info``: what opening this URL
-    before learned (`Store.gateway_info`); with it, an http(s) URL opens as a gateway
-    without the probe's round trip (DataLoader workers use this). No connection stays open after this returns:
-    sockets are made at first use, in the process using the store. Do not share one
-    store across ``fork``: open one per DataLoader worker.
+    - ``token``: the gateway's bearer token. A token in an http(s) URL
+      (``https://:TOKEN@host:8470/imagenet``) is that URL's token and is used first.
+    - ``ssl``: https trust: a CA bundle path, an `ssl.SSLContext`, False (no check: a
+      self-signed test server) or None (the system's CAs).
+    - ``connections``: most keep-alive connections (and requests in flight) of the store.
+    - ``timeout``: seconds to connect, and most seconds between two reads of a response.
+    - ``part_size``, ``multipart_threshold``: bytes per part of a chunked (gateway) or
+      multipart (S3) upload, and the object size above which uploads go in parts.
+    - ``s3_endpoint_url``, ``s3_access_key``, ``s3_secret_key``, ``s3_region``: for
+      ``s3://``; None reads the ``AWS_*`` environment variables.
+    - ``gateway_info``: what opening this URL before learned (`Store.gateway_info`); with
+      it, an http(s) URL opens as a gateway without the probe's round trip (DataLoader
+      workers use this).
+
+    The same settings as a value: `StoreOptions`. `farfeed.Dataset`, `farfeed.checkpoint`
+    and `farfeed.weights` call this with ``token=``, ``ca_file=`` and their environment
+    fallbacks resolved by `farfeed.store.access.access_options`. No connection stays open
+    after this returns: sockets are made at first use, in the process using the store.
+    Do not share one store across ``fork``: open one per DataLoader worker.
 
     >>> store = await open_store("http://storage:8470/imagenet", token="3f9c…")
     >>> async with open_store("s3://bucket/imagenet", s3_endpoint_url="http://minio:9000") as store:

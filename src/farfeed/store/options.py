@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl as _ssl
 from dataclasses import dataclass
 
-from farfeed.errors import ConfigError
+from farfeed.errors import CertificateError, ConfigError
 
 MiB = 1024 * 1024
 
@@ -16,14 +16,18 @@ class StoreOptions:
 
     >>> StoreOptions(token="3f9c…", connections=64, timeout=60.0, part_size=16 * MiB)
 
-    - ``token``: bearer token for the farfeed gateway.
+    - ``token``: bearer token for the farfeed gateway (and any HTTP server that wants one).
     - ``ssl``: for https: an `ssl.SSLContext`, a CA bundle file, False to skip certificate
-      checks (self-signed test servers), None for the system defaults.
+      checks (self-signed test servers), None for the system defaults. The public entry
+      points take ``token=`` and ``ca_file=`` for these (`farfeed.store.access`).
     - ``connections``: most keep-alive connections (and concurrent requests) per store.
     - ``timeout``: seconds to connect, and most seconds between two reads of one response.
     - ``part_size``: bytes per part of a chunked / multipart upload.
     - ``multipart_threshold``: objects larger than this (bytes) are uploaded in parts.
-    - ``s3_*``: S3 endpoint and credentials; None means the AWS_* environment variable.
+    - ``s3_endpoint_url``, ``s3_access_key``, ``s3_secret_key``, ``s3_region``: where an
+      ``s3://`` store is and the keys for it; None means the ``AWS_*`` environment
+      variable (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+      ``AWS_REGION``).
     """
 
     token: str | None = None
@@ -67,3 +71,14 @@ class StoreOptions:
             except (OSError, _ssl.SSLError) as exc:
                 raise ConfigError(f"cannot load CA file {self.ssl!r}: {exc}") from exc
         return self.ssl
+
+
+def certificate_error(reason: object, url: str) -> CertificateError:
+    """The error for an https certificate that failed its check, saying how to trust it."""
+    return CertificateError(
+        f"TLS certificate check failed: {reason}; trust the server's CA with ca_file=PATH "
+        "(or the SSL_CERT_FILE environment variable), or skip the check on a self-signed "
+        "test server with store_options={'ssl': False}",
+        url=url,
+        reason=str(reason),
+    )

@@ -35,8 +35,10 @@ def _env(*names: str) -> str | None:
 
 
 class S3Store(CoalescingReads):
-    """Objects under ``PREFIX/`` in one bucket. Settings not passed in are read from the
-    standard ``AWS_*`` environment variables when the store is created.
+    """Objects under ``PREFIX/`` in one bucket, ``url`` = ``s3://BUCKET/PREFIX``, reached
+    with ``options`` (`StoreOptions`: the ``s3_*`` endpoint and keys, part sizes). Settings
+    not passed in are read from the standard ``AWS_*`` environment variables when the
+    store is created.
 
     >>> store = S3Store("s3://datasets/imagenet",
     ...                 options=StoreOptions(s3_endpoint_url="http://minio:9000"))
@@ -165,7 +167,8 @@ class S3Store(CoalescingReads):
         return int(head["ContentLength"])
 
     async def list(self, prefix: str = "") -> list[ObjectInfo]:
-        """``list_objects_v2`` under the store prefix, all pages, sorted by path."""
+        """Objects whose path starts with ``prefix``: ``list_objects_v2`` under the store
+        prefix, all pages, sorted by path."""
         full = self.prefix + clean_prefix(prefix)
         client = await self._s3()
         found: list[ObjectInfo] = []
@@ -178,7 +181,8 @@ class S3Store(CoalescingReads):
 
     # -- writes -------------------------------------------------------------------------
     async def write(self, path: str, data: Chunk) -> None:
-        """``put_object`` up to ``multipart_threshold`` bytes; above it, a multipart upload."""
+        """``data`` as object ``path``: ``put_object`` up to ``multipart_threshold`` bytes;
+        above it, a multipart upload."""
         if len(data) > self.options.multipart_threshold:
             await self.write_parts(path, split_parts(data, self.options.part_size))
             return
@@ -188,8 +192,9 @@ class S3Store(CoalescingReads):
             await client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data))
 
     async def write_parts(self, path: str, parts: Parts, *, concurrency: int = 4) -> UploadResult:
-        """Upload in ``part_size`` pieces (the given parts are re-cut), ``concurrency`` at once;
-        a whole object no larger than ``multipart_threshold`` goes as one ``put_object``."""
+        """Upload object ``path`` from ``parts`` in ``part_size`` pieces (the given parts
+        are re-cut), ``concurrency`` at once; a whole object no larger than
+        ``multipart_threshold`` goes as one ``put_object``."""
         from farfeed.store._s3multipart import MultipartUpload
 
         if not isinstance(concurrency, int) or concurrency < 1:

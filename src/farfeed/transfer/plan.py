@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from farfeed.errors import ConfigError
+from farfeed.transfer.retry import RETRY_FOR_S, RetryPolicy
 
 MiB = 1024 * 1024
 #: Part sizes are multiples of this.
@@ -25,6 +26,10 @@ class Transfer:
 
     >>> Transfer(rtt=0.015, bandwidth=100e9 / 8).connections
     90
+    >>> Transfer(retry_for=600.0)   # ride out outages of up to 10 minutes
+
+    ``retry_for``: seconds a transfer keeps retrying transient errors after the first
+    failure (`farfeed.transfer.RetryPolicy`); checkpoints and weights use it for every call.
     """
 
     #: Round-trip time in seconds.
@@ -35,14 +40,19 @@ class Transfer:
     window: int = 4 * MiB
     #: Fraction of each part's time allowed for the idle round trip it costs.
     overhead: float = 0.05
-    #: Bounds on the part size, in bytes.
+    #: Smallest part, in bytes.
     min_part: int = 8 * MiB
+    #: Largest part, in bytes.
     max_part: int = 256 * MiB
-    #: Bounds on parallel connections.
+    #: Fewest parallel connections.
     min_connections: int = 4
+    #: Most parallel connections.
     max_connections: int = 128
+    #: Seconds to keep retrying after a transient failure (a cut link, a gateway restart).
+    retry_for: float = RETRY_FOR_S
 
     def __post_init__(self) -> None:
+        RetryPolicy(retry_for=self.retry_for)  # a bad retry_for fails here, quoted
         if not (self.rtt >= 0 and self.bandwidth > 0 and self.window > 0):
             raise ConfigError(
                 f"need rtt >= 0, bandwidth > 0, window > 0; got rtt={self.rtt!r} "
@@ -56,6 +66,11 @@ class Transfer:
             raise ConfigError(
                 f"need 0 < min_connections <= max_connections, got {self.min_connections!r}, {self.max_connections!r}"
             )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every call this transfer makes."""
+        return RetryPolicy(retry_for=self.retry_for)
 
     @property
     def in_flight(self) -> float:

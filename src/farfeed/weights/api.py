@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +17,18 @@ from typing import Any
 import torch
 
 from farfeed.errors import CheckpointError, ConfigError, FormatError
-from farfeed.store import open_store
+from farfeed.store.access import access_options
 from farfeed.transfer.plan import Transfer
+from farfeed.transfer.retry import open_retrying, retrying
 from farfeed.transfer.sync import run_sync
 from farfeed.weights.fetch import aload_safetensors, split_url
 
 
 @dataclass(frozen=True, slots=True)
 class LoadReport:
-    """What loading weights into a module did: keys the module wanted but the file lacked,
-    and keys the file had that the module does not know; ``loaded`` counts the tensors read."""
+    """What loading weights into a module did: ``missing``, the keys the module wanted but
+    the file lacked; ``unexpected``, the keys the file had that the module does not know;
+    ``loaded`` counts the tensors read."""
 
     missing: list[str]
     unexpected: list[str]
@@ -37,6 +40,8 @@ def load_safetensors(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     connections: int = 16,
     transfer: Transfer | None = None,
@@ -48,10 +53,21 @@ def load_safetensors(
     ``dtype``: cast floating tensors to it (None keeps the stored dtype). ``connections``:
     range reads in flight (default 16). ``transfer``: the link the part size is planned for
     (default 100 Gb/s, 15 ms). Nothing is written to local disk.
+    ``token``: the gateway's bearer token, ``read`` scope (else the URL's, else
+    ``$FARFEED_TOKEN``); ``ca_file``: a PEM bundle of CAs to trust for https (else
+    ``$SSL_CERT_FILE``); ``store_options``: more `farfeed.store.open_store` keyword
+    arguments (``s3_*``, ``timeout``...).
     """
     return run_sync(
         lambda: aload_safetensors(
-            url, device=device, dtype=dtype, store_options=store_options, connections=connections, transfer=transfer
+            url,
+            device=device,
+            dtype=dtype,
+            token=token,
+            ca_file=ca_file,
+            store_options=store_options,
+            connections=connections,
+            transfer=transfer,
         )
     )
 
@@ -63,6 +79,8 @@ def load_into(
     strict: bool = True,
     assign: bool = False,
     dtype: torch.dtype | None = None,
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     connections: int = 16,
     transfer: Transfer | None = None,
@@ -74,13 +92,25 @@ def load_into(
     not missing. ``strict``: raise `CheckpointError` on missing or unexpected keys.
     ``assign``: take the loaded tensors as the parameters (for models built on the
     ``meta`` device; ties are restored with ``model.tie_weights()`` when it exists).
+    ``dtype``, ``connections``, ``transfer``: as for `load_safetensors`.
+    ``token``: the gateway's bearer token, ``read`` scope (else the URL's, else
+    ``$FARFEED_TOKEN``); ``ca_file``: a PEM bundle of CAs to trust for https (else
+    ``$SSL_CERT_FILE``); ``store_options``: more `farfeed.store.open_store` keyword
+    arguments (``s3_*``, ``timeout``...).
     """
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     first = next(model.parameters(), None)
     device = torch.device("cpu") if first is None or first.device.type == "meta" else first.device
     state = load_safetensors(
-        url, device=device, dtype=dtype, store_options=store_options, connections=connections, transfer=transfer
+        url,
+        device=device,
+        dtype=dtype,
+        token=token,
+        ca_file=ca_file,
+        store_options=store_options,
+        connections=connections,
+        transfer=transfer,
     )
     result = model.load_state_dict(state, strict=False, assign=assign)
     tie = getattr(model, "tie_weights", None)
@@ -101,14 +131,21 @@ def load_adapter(
     url: str,
     *,
     adapter_name: str = "default",
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     connections: int = 16,
 ) -> LoadReport:
-    """Load a peft adapter (``adapter_model.safetensors``, or its folder) into a peft model.
+    """Load a peft adapter at ``url`` (``adapter_model.safetensors``, or its folder) into
+    ``model``, a peft model; ``connections``: range reads in flight.
 
     The weights go through `peft.set_peft_model_state_dict`, which maps the saved names
     onto ``adapter_name``; the report lists LoRA weights of that adapter left unloaded and
     the saved keys peft did not place.
+    ``token``: the gateway's bearer token, ``read`` scope (else the URL's, else
+    ``$FARFEED_TOKEN``); ``ca_file``: a PEM bundle of CAs to trust for https (else
+    ``$SSL_CERT_FILE``); ``store_options``: more `farfeed.store.open_store` keyword
+    arguments (``s3_*``, ``timeout``...).
     """
     from peft import set_peft_model_state_dict
 
@@ -116,20 +153,42 @@ def load_adapter(
     target = url if src.name is not None else f"{src.root}/adapter_model.safetensors"
     first = next(model.parameters(), None)
     device = torch.device("cpu") if first is None else first.device
-    state = load_safetensors(target, device=device, store_options=store_options, connections=connections)
+    state = load_safetensors(
+        target,
+        device=device,
+        token=token,
+        ca_file=ca_file,
+        store_options=store_options,
+        connections=connections,
+    )
     result = set_peft_model_state_dict(model, state, adapter_name=adapter_name)
     # peft reports every base-model weight as missing: keep only this adapter's own
     missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k and f".{adapter_name}." in k]
     return LoadReport(missing, list(getattr(result, "unexpected_keys", [])), len(state))
 
 
-def load_config(url: str, *, name: str = "config.json", store_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A model folder's JSON config (``config.json``, ``adapter_config.json``...), read remotely."""
+def load_config(
+    url: str,
+    *,
+    name: str = "config.json",
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    store_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A model folder's JSON config, read remotely: the file ``name`` (``config.json``,
+    ``adapter_config.json``...) in the folder ``url``.
+
+    ``token``: the gateway's bearer token, ``read`` scope (else the URL's, else
+    ``$FARFEED_TOKEN``); ``ca_file``: a PEM bundle of CAs to trust for https (else
+    ``$SSL_CERT_FILE``); ``store_options``: more `farfeed.store.open_store` keyword
+    arguments (``s3_*``, ``timeout``...).
+    """
     src = split_url(url)
+    access = access_options(src.root, token=token, ca_file=ca_file, store_options=store_options)
 
     async def work() -> dict[str, Any]:
-        async with open_store(src.root, **dict(store_options or {})) as store:
-            raw = await store.read(name)
+        async with open_retrying(src.root, **access) as store:
+            raw = await retrying(lambda: store.read(name), what=f"reading {src.root}/{name}")
         try:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

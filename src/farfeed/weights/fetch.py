@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,10 @@ import torch
 
 from farfeed.errors import ConfigError, FormatError, NotFoundError
 from farfeed.format import safetensors as stlayout
-from farfeed.store import open_store
+from farfeed.store.access import access_options
 from farfeed.store.base import Store
 from farfeed.transfer.plan import Transfer
-from farfeed.transfer.retry import retrying
+from farfeed.transfer.retry import DEFAULT_RETRY, RetryPolicy, open_retrying, retrying
 from farfeed.transfer.safetensors import read_safetensors_header
 from farfeed.transfer.scatter import Scatter
 
@@ -53,11 +54,14 @@ def split_url(url: str) -> WeightFiles:
     return WeightFiles(trimmed, None)
 
 
-async def shard_files(store: Store, src: WeightFiles) -> tuple[list[str], dict[str, str] | None]:
+async def shard_files(
+    store: Store, src: WeightFiles, *, policy: RetryPolicy = DEFAULT_RETRY
+) -> tuple[list[str], dict[str, str] | None]:
     """The shard files to read and, when an index exists, its tensor -> file map."""
     name = src.name
     if name is None:
-        names = {o.path for o in await store.list("") if "/" not in o.path}
+        listing = await retrying(lambda: store.list(""), what=f"listing {src.root}", policy=policy)
+        names = {o.path for o in listing if "/" not in o.path}
         if INDEX in names:
             name = INDEX
         elif SINGLE in names:
@@ -69,7 +73,8 @@ async def shard_files(store: Store, src: WeightFiles) -> tuple[list[str], dict[s
             return found, None
     if not name.endswith(".json"):
         return [name], None
-    raw = await store.read(name)
+    index_name = name
+    raw = await retrying(lambda: store.read(index_name), what=f"reading {src.root}/{name}", policy=policy)
     try:
         weight_map = json.loads(raw)["weight_map"]
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
@@ -88,16 +93,17 @@ async def fetch_shard(
     gate: asyncio.Semaphore,
     where: str,
     pin: bool = False,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> dict[str, torch.Tensor]:
     """The shard's tensors in host memory, its data section read in parts of ``part_size``
-    (each part copied straight into the tensors it covers)."""
+    (each part copied straight into the tensors it covers; each read retried by ``policy``)."""
     scatter = Scatter(header.entries, base=header.data_start, pin=pin)
     end = header.file_size
 
     async def one(off: int) -> None:
         length = min(part_size, end - off)
         async with gate:
-            blob = await retrying(lambda: store.read(name, off, length), what=f"reading {where}")
+            blob = await retrying(lambda: store.read(name, off, length), what=f"reading {where}", policy=policy)
         if len(blob) != length:
             raise FormatError(f"{where}: read {len(blob)} of {length} bytes at {off}")
         scatter.put(off, blob)
@@ -118,11 +124,17 @@ async def aload_safetensors(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
+    token: str | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
     store_options: Mapping[str, Any] | None = None,
     connections: int = 16,
     transfer: Transfer | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Async form of `farfeed.weights.load_safetensors` (same arguments)."""
+    """Async form of `farfeed.weights.load_safetensors`, for code already in an event loop.
+
+    ``url``, ``device``, ``dtype``, ``token``, ``ca_file``, ``store_options``,
+    ``connections`` and ``transfer`` mean what they mean there.
+    """
     if not isinstance(connections, int) or connections < 1:
         raise ConfigError(f"connections must be an int >= 1, got {connections!r}")
     if dtype is not None and not isinstance(dtype, torch.dtype):
@@ -133,16 +145,18 @@ async def aload_safetensors(
         raise ConfigError(f"device must name a torch device, got {device!r}") from None
     src = split_url(url)
     plan = transfer or Transfer()
-    opts = dict(store_options or {})
+    opts = access_options(src.root, token=token, ca_file=ca_file, store_options=store_options)
     opts.setdefault("connections", connections)
-    async with open_store(src.root, **opts) as store:
-        files, weight_map = await shard_files(store, src)
-        sizes = await asyncio.gather(*(retrying(functools.partial(store.size, f), what=f"size of {f}") for f in files))
+    async with open_retrying(src.root, policy=plan.retry, **opts) as store:
+        files, weight_map = await shard_files(store, src, policy=plan.retry)
+        sizes = await asyncio.gather(
+            *(retrying(functools.partial(store.size, f), what=f"size of {f}", policy=plan.retry) for f in files)
+        )
         headers = [
             header
             for _, header in await asyncio.gather(
                 *(
-                    read_safetensors_header(store, f, size=s, where=f"{src.root}/{f}")
+                    read_safetensors_header(store, f, size=s, where=f"{src.root}/{f}", policy=plan.retry)
                     for f, s in zip(files, sizes, strict=True)
                 )
             )
@@ -160,8 +174,9 @@ async def aload_safetensors(
                     raise FormatError(f"{where}: tensor {e.name!r} is indexed under {weight_map[e.name]!r}")
             async with shards_gate:
                 got = await fetch_shard(
-                    store, name, header, part_size=part_size, gate=gate, where=where, pin=target.type == "cuda"
-                )
+                    store, name, header, part_size=part_size, gate=gate, where=where,
+                    pin=target.type == "cuda", policy=plan.retry,
+                )  # fmt: skip
                 for key, t in got.items():
                     if key in out:
                         raise FormatError(f"{where}: tensor {key!r} also appears in another shard")

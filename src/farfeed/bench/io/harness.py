@@ -108,6 +108,106 @@ def run_trial_process(spec: TrialSpec, *, timeout: float) -> dict[str, Any]:
     return result
 
 
+class TrialRunner:
+    """Trials one after another in one long-lived process (``trial --serve``): torch and the
+    loaders are imported once, not once per trial (seconds each on 2 cores). Peak memory is
+    then the process's over all its trials so far; `run_trial_process` keeps them apart.
+
+        with TrialRunner() as runner:
+            result = runner.run(spec, timeout=120)
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "farfeed.bench.io.trial", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        )  # fmt: skip
+
+    def __enter__(self) -> TrialRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, spec: TrialSpec, *, timeout: float) -> dict[str, Any]:
+        """One trial; its JSON result, or FarfeedError naming it (with the child's error)."""
+        import select
+
+        from farfeed.bench.io.trial import RESULT_MARK
+
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(json.dumps(asdict(spec)) + "\n")
+        self._proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, left))
+            if not ready:
+                self.close()
+                raise FarfeedError(f"{spec.loader} trial did not finish within {timeout:.0f} s")
+            line = self._proc.stdout.readline()
+            if not line:
+                raise FarfeedError(f"{spec.loader} trial runner died: {self._tail()}")
+            if line.startswith(RESULT_MARK):
+                result: dict[str, Any] = json.loads(line[len(RESULT_MARK) :])
+                if "error" in result:
+                    raise FarfeedError(f"{spec.loader} trial failed: {result['error'][-1500:]}")
+                return result
+
+    def _tail(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()[-1500:].strip()
+
+    def close(self) -> None:
+        """End the runner (its stdin closes; killed if it does not exit in 10 s)."""
+        if self._proc.poll() is None:
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+
+def run_behind_link(
+    gateway: Any,
+    link: Any,
+    make_spec: Callable[[str], TrialSpec],
+    *,
+    timeout: float,
+    runner: TrialRunner | None = None,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Start a `farfeed wan` with ``link`` in front of ``gateway``, run the trial
+    ``make_spec(the gateway's URL through the link)`` (in ``runner``, or in a process of
+    its own), stop the emulator; (the trial's result, cores used by the loader, the
+    gateway and the emulator while it ran)."""
+    from farfeed.wan import WanProcess
+
+    host, port = gateway.url.split("//", 1)[1].rsplit(":", 1)
+    wan = WanProcess.start(upstream=(host, int(port)), link=link)
+    try:
+        spec = make_spec(wan.url_for(gateway.url))
+        before = (time.monotonic(), process_cpu(gateway.pid), process_cpu(wan.pid))
+        if runner is not None:
+            result = runner.run(spec, timeout=timeout)
+        else:
+            result = run_trial_process(spec, timeout=timeout)
+        elapsed = time.monotonic() - before[0]
+        cpu = {
+            "loader": result["loader_cpu_s"] / elapsed,
+            "gateway": (process_cpu(gateway.pid) - before[1]) / elapsed,
+            "wan": (process_cpu(wan.pid) - before[2]) / elapsed,
+        }
+    finally:
+        wan.stop()
+    return result, cpu
+
+
 def _row(
     cfg: IoBenchConfig,
     loader: str,
@@ -148,7 +248,7 @@ def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> l
     """Every trial of the configuration (repeats interleaved); one row per configuration,
     medians over repeats, with AU relative to the same loader at RTT 0."""
     from farfeed.server.process import GatewayProcess
-    from farfeed.wan import Link, WanProcess
+    from farfeed.wan import Link
 
     acc = cfg.accelerator
     samples = int((cfg.batches + 2) * acc.batch_size * 1.05)
@@ -167,16 +267,16 @@ def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> l
         f"{acc.compute_s} s = {acc.demand / 1e6:.1f} MB/s; link {cfg.link_bandwidth / 1e6:.1f} MB/s"
     )
     with GatewayProcess.start(root) as gateway:
-        host, port = gateway.url.split("//", 1)[1].rsplit(":", 1)
         for repeat in range(cfg.repeats):
             for loader, rtt, demand in plan:
                 compute = acc.compute_s * cfg.demand / demand  # more demand: less compute per batch
                 link = Link(rtt=rtt / 1000, bandwidth=cfg.link_bandwidth, window=cfg.window)
-                wan = WanProcess.start(upstream=(host, int(port)), link=link)
-                try:
-                    spec = TrialSpec(
+
+                def make_spec(base: str, loader: str = loader, compute: float = compute,
+                              repeat: int = repeat) -> TrialSpec:  # fmt: skip
+                    return TrialSpec(
                         loader=loader,
-                        url=wan.url_for(f"{gateway.url}/{DATASET}"),
+                        url=f"{base}/{DATASET}",
                         sample_bytes=acc.sample_bytes,
                         batch_size=acc.batch_size,
                         compute_s=compute,
@@ -187,16 +287,10 @@ def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> l
                         seed=repeat,
                         max_seconds=cfg.max_seconds,
                     )
-                    before = (time.monotonic(), process_cpu(gateway.pid), process_cpu(wan.pid))
-                    result = run_trial_process(spec, timeout=cfg.max_seconds * 4 + 120)
-                    elapsed = time.monotonic() - before[0]
-                    cpu = {
-                        "loader": result["loader_cpu_s"] / elapsed,
-                        "gateway": (process_cpu(gateway.pid) - before[1]) / elapsed,
-                        "wan": (process_cpu(wan.pid) - before[2]) / elapsed,
-                    }
-                finally:
-                    wan.stop()
+
+                result, cpu = run_behind_link(
+                    gateway, link, make_spec, timeout=cfg.max_seconds * 4 + 120
+                )
                 row = _row(cfg, loader, rtt, demand, result, cpu)
                 runs[(loader, rtt, demand)].append(row)
                 say(

@@ -1,9 +1,13 @@
 """One measured run of `farfeed bench io`, in a process of its own (so peak memory is its own).
 
     python -m farfeed.bench.io.trial '{"loader": "farfeed", "url": "http://127.0.0.1:9470/io", ...}'
+    python -m farfeed.bench.io.trial --serve    # trials as JSON lines on stdin (`TrialRunner`)
 
 Builds the loader (farfeed's `Dataset` + `DataLoader`, or the one-GET-per-sample
-baseline), feeds the emulated accelerator, and prints one JSON line of results.
+baseline), feeds the emulated accelerator, and prints one JSON line of results. Samples
+reach the accelerator as bytes (``decode="bytes"``, MLPerf Storage's way) or decoded as
+training decodes them (``decode="image"``: JPEG -> RandomResizedCrop + flip + normalise in
+the DataLoader workers); the baseline then reads one JPEG file per sample (``files``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from farfeed.bench.io.memory import MemorySampler
 from farfeed.errors import ConfigError
 
 LOADERS = ("farfeed", "baseline")
+#: Starts each result line of ``--serve`` (anything else on stdout is not a result).
+RESULT_MARK = "farfeed-trial "
+DECODES = ("bytes", "image")
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,20 @@ class TrialSpec:
     memory_budget: int = 512 * 2**20
     seed: int = 0
     max_seconds: float = 60.0  # stop measuring after this long (the baseline at 100 ms is slow)
+    warmup_s: float = 0.0  # and at least this long from the first batch before measuring
+    decode: str = "bytes"  # "bytes": raw sample bytes; "image": decoded as in training
+    image_size: int = 64  # the training crop for decode="image"
+    #: decode="image": URL of the file list (``PATH LABEL`` lines) the baseline reads one
+    #: whole file per sample from, paths relative to the list's folder.
+    files: str = ""
 
     def __post_init__(self) -> None:
         if self.loader not in LOADERS:
             raise ConfigError(f"loader must be one of {LOADERS}, got {self.loader!r}")
+        if self.decode not in DECODES:
+            raise ConfigError(f"decode must be one of {DECODES}, got {self.decode!r}")
+        if self.decode == "image" and self.loader == "baseline" and not self.files:
+            raise ConfigError('the decode="image" baseline reads files: give files=URL of the list')
 
 
 def collate_bin(batch: list[dict[str, Any]]) -> Any:
@@ -58,6 +75,12 @@ def to_tensor(blobs: list[bytes]) -> Any:
 def _farfeed_loader(spec: TrialSpec) -> tuple[Any, Any]:
     from farfeed.loader import DataLoader, Dataset
 
+    if spec.decode == "image":
+        ds = Dataset(
+            spec.url, seed=spec.seed, memory_budget=spec.memory_budget, decode="image",
+            image_size=spec.image_size, train=True,
+        )  # fmt: skip
+        return DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers), ds
     ds = Dataset(spec.url, seed=spec.seed, memory_budget=spec.memory_budget)
     loader = DataLoader(
         ds, batch_size=spec.batch_size, num_workers=spec.workers, collate_fn=collate_bin
@@ -70,11 +93,36 @@ def collate_baseline(batch: list[dict[str, Any]]) -> Any:
     return to_tensor([item["data"] for item in batch])
 
 
+def _image_folder_loader(spec: TrialSpec) -> tuple[Any, Any]:
+    """What most training scripts run: an ImageFolder-like map-style Dataset (one GET per
+    file, over the same link) and a plain torch DataLoader with shuffle and workers."""
+    import torch
+    import torch.utils.data
+
+    from farfeed.bench.io.baseline import ImageFolderHTTP, fetch_file_list
+    from farfeed.loader.decode import image_pipeline
+
+    files = fetch_file_list(spec.files)  # the file list crosses the link too
+    folder = spec.files.rpartition("/")[0]
+    ds = ImageFolderHTTP(folder, files, transform=image_pipeline(spec.image_size, train=True))
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=spec.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(spec.seed),
+        num_workers=spec.workers,
+    )
+    return loader, None
+
+
 def _baseline_loader(spec: TrialSpec) -> tuple[Any, Any]:
     import torch
     import torch.utils.data
 
     from farfeed.bench.io.baseline import PerSampleHTTP
+
+    if spec.decode == "image":
+        return _image_folder_loader(spec)
     from farfeed.loader.index import read_index
     from farfeed.store import open_store
     from farfeed.transfer import run_sync
@@ -97,13 +145,24 @@ def _baseline_loader(spec: TrialSpec) -> tuple[Any, Any]:
     return loader, None
 
 
-def run_trial(spec: TrialSpec) -> dict[str, Any]:
-    """Run the accelerator on the loader; figures in a flat dict."""
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (DataLoader workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_trial(spec: TrialSpec, *, cpu_since: float = 0.0) -> dict[str, Any]:
+    """Run the accelerator on the loader; figures in a flat dict. ``loader_cpu_s`` counts
+    from ``cpu_since`` (`cpu_seconds` when a served trial began; 0: the process's life)."""
     import torch.utils.data  # noqa: F401 - a training script has torch imported already
 
     # imports before t0, as a training script has them: torch, the loader, the HTTP stack
     import farfeed.store.gateway  # noqa: F401
     from farfeed.loader import DataLoader, Dataset  # noqa: F401
+
+    if spec.decode == "image":  # and torchvision's transforms, inherited by the workers
+        import torchvision.transforms.v2  # noqa: F401
 
     memory = MemorySampler().start()
     t0 = time.monotonic()
@@ -117,15 +176,15 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         count=spec.batches,
         warmup=spec.warmup,
         t0=t0,
-        size_of=lambda batch: batch.numel() // spec.sample_bytes,
+        size_of=_size_of(spec),
         max_seconds=spec.max_seconds,
+        warmup_s=spec.warmup_s,
+        block=max(1, spec.workers),
     )
     stats = ds.stats() if ds is not None else {}
     del batches  # stops the workers
     peak = memory.stop()
-    self_use = resource.getrusage(resource.RUSAGE_SELF)
-    child_use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = self_use.ru_utime + self_use.ru_stime + child_use.ru_utime + child_use.ru_stime
+    cpu = cpu_seconds() - cpu_since
     out: dict[str, Any] = {"spec": asdict(spec), **result.as_dict()}
     out.update(peak)
     out["ready_anon_mb"] = ready / 2**20  # before the workers start: imports, index, no data
@@ -137,7 +196,35 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     return out
 
 
+def _size_of(spec: TrialSpec) -> Any:
+    """Samples in one batch: (images, labels) batches count labels; byte batches, bytes."""
+    if spec.decode == "image":
+        return lambda batch: len(batch[1])
+    return lambda batch: batch.numel() // spec.sample_bytes
+
+
+def serve() -> None:
+    """``--serve``: one trial per JSON line on stdin, one JSON line of results (or
+    ``{"error": ...}``) on stdout each, in one process: torch is imported once."""
+    import gc
+    import traceback
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            spec = TrialSpec(**json.loads(line))
+            out = run_trial(spec, cpu_since=cpu_seconds())
+        except Exception:  # reported to the parent, which raises it with the trial named
+            out = {"error": traceback.format_exc(limit=8)}
+        gc.collect()  # the trial's loader and buffers go before the next one starts
+        print(RESULT_MARK + json.dumps(out), flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
     spec = TrialSpec(**json.loads(sys.argv[1]))
     print(json.dumps(run_trial(spec)), flush=True)
 

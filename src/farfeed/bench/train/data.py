@@ -89,10 +89,10 @@ class KeyedDecode:
         self._transform: Callable[[Any], Any] | None = None
 
     def __call__(self, sample: dict[str, Any]) -> tuple[Any, Any, str]:
-        from farfeed.loader.decode import decode_image_sample, image_transform
+        from farfeed.loader.decode import decode_image_sample, image_pipeline
 
         if self._transform is None:
-            self._transform = image_transform(self.image_size, train=self.train)
+            self._transform = image_pipeline(self.image_size, train=self.train)
         image, label = decode_image_sample(sample, self._transform)
         return image, label, str(sample["__key__"])
 

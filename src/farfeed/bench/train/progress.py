@@ -1,7 +1,8 @@
 """Progress bars (rich) for `farfeed bench train` and `farfeed demo`.
 
 One bar per benchmark: total = runs x steps; its label names the placement and round
-being trained and the latest loss.
+being trained and the latest loss. `TrainProgress.task` is a bar for any other job counted
+in units (the demo's data-bound trials).
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ class TrainProgress:
             self._progress.update(task, completed=sum(done.values()), description=label)
 
         return update
+
+    def task(self, name: str, *, total: int) -> Any:
+        """A callback ``advance(label)`` for a job counted in units (e.g. trials): each call
+        completes one unit and shows ``label`` beside ``name``."""
+        task = self._progress.add_task(f"{name}: starting", total=total)
+
+        def advance(label: str) -> None:
+            self._progress.update(task, advance=1, description=f"{name}: {label}")
+
+        return advance
 
     def log(self, message: str) -> None:
         """A status line above the bars."""

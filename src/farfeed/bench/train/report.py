@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from farfeed.bench.train.figures import measurable, pct, seconds
 from farfeed.bench.train.sites import LOCAL, NEAR, REMOTE
 
 
@@ -34,18 +34,6 @@ POC: dict[str, PocRow] = {
     "llm": PocRow("Llama-2-70B LoRA fine-tuning", "Llama-2-70B LoRA", 24.87, 24.99),
     "resnet": PocRow("ResNet-50 image classification", "ResNet-50", 13.72, 14.38),
 }
-
-
-def pct(x: float, *, signed: bool = True) -> str:
-    """0.0123 -> ``+1.2 %``."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x * 100:+.1f} %" if signed else f"{x * 100:.1f} %"
-
-
-def seconds(x: float) -> str:
-    """A duration for the table: ``24.3 s`` or ``3.2 min``."""
-    return f"{x / 60:.2f} min" if x >= 600 else f"{x:.1f} s"
 
 
 def job_name(result: dict[str, Any]) -> str:
@@ -113,14 +101,19 @@ def table_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
                 seconds(result[LOCAL]["seconds"]),
                 seconds(result[NEAR]["seconds"]),
                 f"{seconds(result[REMOTE]['seconds'])} ({result['rtt_ms']:g} ms)",
-                pct(result["overhead"]),
-                pct(result["overhead_vs_local"]),
+                _cost(result, "overhead"),
+                _cost(result, "overhead_vs_local"),
                 stalls(result),
-                pct(result["overhead_stall"]),
+                _cost(result, "overhead_stall"),
                 learned(result),
             ]
         )
     return rows
+
+
+def _cost(result: dict[str, Any], key: str, *, short: bool = False) -> str:
+    """``result[key]`` qualified by its noise band ``result[key + "_noise"]`` (`measurable`)."""
+    return measurable(result[key], result.get(f"{key}_noise", float("nan")), short=short)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
@@ -145,8 +138,10 @@ def console_table(results: Sequence[dict[str, Any]], *, title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1))
-    for name in ("job", "local", "near 0ms", "remote", "cost", "vs local"):
+    for name in ("job", "local", "near 0ms", "remote"):
         table.add_column(name, no_wrap=True)
+    for name in ("cost", "vs local"):  # "within ±9.2 % noise" folds; the times stay whole
+        table.add_column(name, overflow="fold")
     learned_table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
     for name in ("job", "data stall L/N/R", "cost from stalls", "noise", "learned", "same losses"):
         learned_table.add_column(name, overflow="fold")
@@ -162,23 +157,23 @@ def console_table(results: Sequence[dict[str, Any]], *, title: str) -> Any:
         table.add_row(
             f"farfeed {model}",
             *(seconds(result[p]["seconds"]) for p in (LOCAL, NEAR, REMOTE)),
-            pct(result["overhead"]),
-            pct(result["overhead_vs_local"]),
+            _cost(result, "overhead", short=True),
+            _cost(result, "overhead_vs_local", short=True),
             end_section=True,
         )
         same = "yes" if result.get("identical_training") else "no"
         learned_table.add_row(
             f"farfeed {model}",
             stalls(result),
-            pct(result["overhead_stall"]),
+            _cost(result, "overhead_stall", short=True),
             pct(result["noise"], signed=False),
             short_learned(result),
             same,
         )
     table.caption = (
         "cost = remote/near - 1 (the distance alone), vs local = remote/local - 1; "
-        "cost from stalls = extra data wait remote vs near / near time; "
-        "noise = spread of one placement's times over rounds"
+        "cost from stalls = extra data wait remote vs near / near time; each signed only "
+        "when larger than its noise band; noise = spread of one placement's times over rounds"
     )
     return Group(table, learned_table)
 
@@ -190,18 +185,35 @@ def markdown_report(
     command: str,
     plots: Sequence[str],
     machine: str,
+    head: Sequence[str] = (),
 ) -> str:
-    """report.md: the table, what each column means, how it was run, and the plots."""
+    """report.md: the table, what each column means, how it was run, and the plots.
+    ``head``: Markdown blocks placed before the table (the demo's headline)."""
     first = results[0] if results else {}
-    parts = [
-        f"# {title}",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Machine: {machine}. Link: {first.get('link', '?')} ({first.get('link_detail', '')}).",
-        "",
-        markdown_table(results),
-        "",
+    parts = [f"# {title}", "", f"Command: `{command}`", "", f"Machine: {machine}.", ""]
+    for block in head:
+        parts += [block, ""]
+    if results:
+        if head:
+            parts += ["## The training jobs, in the PoC's shape", ""]
+        parts += [
+            f"Link: {first.get('link', '?')} ({first.get('link_detail', '')}).",
+            "",
+            markdown_table(results),
+            "",
+            *column_notes(first),
+            "",
+        ]
+    for result in results:
+        parts += [f"## {job_name(result)}", "", _detail_table(result), ""]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(parts)
+
+
+def column_notes(first: dict[str, Any]) -> list[str]:
+    """What the training table's columns mean and how they were measured."""
+    return [
         "- **local**: the dataset folder on this machine; **near**: the same files through "
         "`farfeed serve` and `farfeed wan` at 0 ms (the whole path without the distance); "
         "**remote**: through the emulated link.",
@@ -214,15 +226,13 @@ def markdown_report(
         "- Data stall: time the training loop waited for its next batch / timed wall time. "
         "Cost from stalls: (remote's data wait - near's) / near's time, median of paired "
         "rounds: the distance's cost measured where it acts, robust to a neighbour's CPU load.",
+        "- Every cost is printed with a sign only when it is larger than its noise band: the "
+        "larger of twice the standard error of the paired per-step differences (the same step "
+        "trains the same samples everywhere) and half the range of the per-round figures; "
+        'otherwise the cell says "no difference measurable at ±X %".',
         "- The PoC ran 8 GPUs on real data; these are small CPU jobs: compare the ratios, "
         "not the times.",
-        "",
     ]
-    for result in results:
-        parts += [f"## {job_name(result)}", "", _detail_table(result), ""]
-    if plots:
-        parts += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
-    return "\n".join(parts)
 
 
 def _detail_table(result: dict[str, Any]) -> str:
@@ -232,7 +242,7 @@ def _detail_table(result: dict[str, Any]) -> str:
         note = (
             f"Machine load (1-min average) {load[0]:.1f} before, {load[1]:.1f} after; "
             f"spread of one placement's times over rounds (noise): {pct(result['noise'], signed=False)}; "
-            f"cost from stalls: {pct(result['overhead_stall'])}; "
+            f"cost from stalls: {_cost(result, 'overhead_stall')}; "
             f"same losses in every run: {'yes' if result.get('identical_training') else 'no'}.\n\n"
         )
     return note + _placements_table(result)
@@ -272,8 +282,10 @@ def write_report(
     title: str,
     command: str,
     extra: dict[str, Any] | None = None,
+    head: Sequence[str] = (),
 ) -> Any:
-    """Write ``out/report.md``, ``out/results.json`` and the PNG plots; returns report.md's path."""
+    """Write ``out/report.md``, ``out/results.json`` and the PNG plots; returns report.md's
+    path. ``extra``: more keys for results.json; ``head``: Markdown blocks before the table."""
     import json
     from pathlib import Path
 
@@ -282,13 +294,15 @@ def write_report(
     try:
         from farfeed.bench.train.plots import plot_all
 
-        plots = [p.name for p in plot_all(results, out)]
+        names = [p.name for p in plot_all(results, out)]
     except ImportError:  # matplotlib is optional (`farfeed[bench]`); the tables still come out
-        plots = []
+        names = []
     machine = machine_summary()
     report = out / "report.md"
     report.write_text(
-        markdown_report(results, title=title, command=command, plots=plots, machine=machine)
+        markdown_report(
+            results, title=title, command=command, plots=names, machine=machine, head=head
+        )
     )
     payload = {"title": title, "command": command, "machine": machine, "results": list(results)}
     payload.update(extra or {})

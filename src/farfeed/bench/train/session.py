@@ -59,6 +59,10 @@ class TrainSession:
         """A status line above the bars."""
         self._bars.log(message)
 
+    def task(self, name: str, *, total: int) -> Any:
+        """A progress bar for a job of ``total`` units; call the result once per unit."""
+        return self._bars.task(name, total=total)
+
     def workdir(self, workload: str) -> Path:
         """Where a workload's plans, logs and raw results go: OUT/work/WORKLOAD."""
         return self.out / "work" / workload
@@ -92,13 +96,21 @@ class TrainSession:
         return result
 
     def report(
-        self, *, title: str, command: str, table_title: str, extra: dict[str, Any] | None = None
+        self,
+        *,
+        title: str,
+        command: str,
+        table_title: str,
+        extra: dict[str, Any] | None = None,
+        head: Sequence[str] = (),
     ) -> Path:
-        """Write OUT/report.md, results.json and the plots, print the table; report.md's path."""
+        """Write OUT/report.md, results.json and the plots, print the table; report.md's
+        path. ``extra``, ``head``: see `write_report`."""
         report: Path = write_report(
-            self.results, self.out, title=title, command=command, extra=extra
+            self.results, self.out, title=title, command=command, extra=extra, head=head
         )
-        self.console.print(console_table(self.results, title=table_title))
+        if self.results:
+            self.console.print(console_table(self.results, title=table_title))
         return report
 
 

@@ -3,12 +3,16 @@
 ``overhead`` is remote/near - 1 on time-to-train, the median of the per-round paired
 ratios (what the PoC's latency emulation measured); ``overhead_stall`` is the same cost
 seen only where distance acts (extra time waiting for data); ``noise`` says how much one
-placement's time moved between rounds, so a reader can tell what a ratio can resolve.
+placement's time moved between rounds. Each cost carries its own noise band
+(``overhead_noise``, ``overhead_stall_noise``, ``overhead_vs_local_noise``, see
+`noise_band`), so a report can say when a difference is smaller than what the run resolves.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from farfeed.bench.train.result import RunResult
@@ -39,7 +43,7 @@ def placement_summary(results: list[RunResult]) -> dict[str, Any]:
 
 def paired_overhead(slow: list[RunResult], base: list[RunResult]) -> float:
     """Median over rounds of slow/base - 1 (paired by round: neighbours in time)."""
-    ratios = [s.seconds / b.seconds - 1 for s, b in zip(slow, base, strict=True) if b.seconds > 0]
+    ratios = _round_ratios(slow, base)
     return statistics.median(ratios) if ratios else float("nan")
 
 
@@ -57,12 +61,94 @@ def identical_training(by_name: dict[str, list[RunResult]]) -> bool:
 def stall_overhead(slow: list[RunResult], base: list[RunResult]) -> float:
     """Median over rounds of (extra time waiting for data) / base time: the distance's cost
     seen only where it acts, so a neighbour's CPU load on the compute barely moves it."""
-    ratios = [
+    ratios = _round_stalls(slow, base)
+    return statistics.median(ratios) if ratios else float("nan")
+
+
+def step_seconds(result: RunResult) -> list[float]:
+    """Duration of each timed step on the run's clock (its wait for data + compute); they
+    add up to `RunResult.seconds`."""
+    steps, timed = result.steps, result.timed
+    first = len(steps) - len(timed)  # the timed steps are the last ones
+    return [
+        steps[i].end - steps[i - 1].end if i > 0 else steps[i].wait + steps[i].compute
+        for i in range(first, len(steps))
+    ]
+
+
+def step_waits(result: RunResult) -> list[float]:
+    """Time waited for data at each timed step."""
+    return [s.wait for s in result.timed]
+
+
+def noise_band(
+    slow: list[RunResult],
+    base: list[RunResult],
+    *,
+    per_step: Callable[[RunResult], list[float]],
+    per_round: list[float],
+) -> float:
+    """How far a cost (a fraction of ``base``'s time) can move by chance in this run: the
+    larger of two estimates. (1) Step by step: the same step of ``slow`` and ``base`` does
+    the same work on the same samples (same seed), so the differences of ``per_step``
+    figures (step time, or wait for data) pooled over rounds, their standard error x 2
+    (~95 %), over ``base``'s mean step time. (2) Round by round: half the range of the
+    per-round costs ``per_round`` (needs 2 rounds or more). NaN without 2 paired steps.
+    """
+    diffs: list[float] = []
+    base_steps: list[float] = []
+    for s, b in zip(slow, base, strict=True):
+        mine, theirs, times = per_step(s), per_step(b), step_seconds(b)
+        n = min(len(mine), len(theirs), len(times))
+        diffs += [x - y for x, y in zip(mine[:n], theirs[:n], strict=True)]
+        base_steps += times[:n]
+    mean_step = statistics.fmean(base_steps) if base_steps else 0.0
+    if len(diffs) < 2 or mean_step <= 0:
+        return float("nan")
+    band = 2 * statistics.stdev(diffs) / math.sqrt(len(diffs)) / mean_step
+    rounds = [r for r in per_round if math.isfinite(r)]
+    if len(rounds) >= 2:
+        band = max(band, (max(rounds) - min(rounds)) / 2)
+    return band
+
+
+def _round_ratios(slow: list[RunResult], base: list[RunResult]) -> list[float]:
+    return [s.seconds / b.seconds - 1 for s, b in zip(slow, base, strict=True) if b.seconds > 0]
+
+
+def _round_stalls(slow: list[RunResult], base: list[RunResult]) -> list[float]:
+    return [
         (s.stall_seconds - b.stall_seconds) / b.seconds
         for s, b in zip(slow, base, strict=True)
         if b.seconds > 0
     ]
-    return statistics.median(ratios) if ratios else float("nan")
+
+
+def stall_ms_per_step(slow: list[RunResult], base: list[RunResult]) -> float:
+    """Median over rounds of ``slow``'s extra wait for data per timed step, milliseconds."""
+    per_round = [
+        (s.stall_seconds - b.stall_seconds) / len(b.timed) * 1000
+        for s, b in zip(slow, base, strict=True)
+        if b.timed
+    ]
+    return statistics.median(per_round) if per_round else float("nan")
+
+
+def distance_costs(slow: list[RunResult], base: list[RunResult]) -> dict[str, float]:
+    """What ``slow`` (remote) cost over ``base`` (near), paired by round and by step:
+    ``overhead`` (wall time) and ``overhead_stall`` (extra wait for data), each with its
+    ``_noise`` band (`noise_band`), and ``stall_ms_per_step``."""
+    return {
+        "overhead": paired_overhead(slow, base),
+        "overhead_noise": noise_band(
+            slow, base, per_step=step_seconds, per_round=_round_ratios(slow, base)
+        ),
+        "overhead_stall": stall_overhead(slow, base),
+        "overhead_stall_noise": noise_band(
+            slow, base, per_step=step_waits, per_round=_round_stalls(slow, base)
+        ),
+        "stall_ms_per_step": stall_ms_per_step(slow, base),
+    }
 
 
 def spread(results: list[RunResult]) -> float:
@@ -91,10 +177,10 @@ def summarize(spec: TrainBenchSpec, by_name: dict[str, list[RunResult]]) -> dict
     for name, results in by_name.items():
         out[name] = placement_summary(results)
     out["identical_training"] = identical_training(by_name)
-    out["overhead"] = paired_overhead(remote, near)
-    out["overhead_stall"] = stall_overhead(remote, near)
     out["noise"] = max(spread(results) for results in by_name.values())
     out["overhead_vs_local"] = paired_overhead(remote, local)
+    out.update(distance_costs(remote, near))
+    out["overhead_vs_local_noise"] = distance_costs(remote, local)["overhead_noise"]
     out["near_vs_local"] = paired_overhead(near, local)
     out["sweep"] = [
         {"rtt_ms": 0.0, "placement": NEAR, "seconds": out[NEAR]["seconds"], "overhead": 0.0},

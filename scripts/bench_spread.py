@@ -1,0 +1,137 @@
+"""Two gateway processes vs one: MB/s and CPU-seconds per GB of `farfeed.Dataset(spread=True)`.
+
+    .venv/bin/python scripts/bench_spread.py --size 300MB --repeats 3
+
+The figures behind issue 10, part 5 ("more than one storage node"), in its CPU-bound case:
+loopback, no emulator, page cache, `farfeed.Dataset(decode="raw")` iterated in the training
+process (no DataLoader workers), bytes only. Two `GatewayProcess`es (one worker each) serve
+the same dataset folder (the one `farfeed bench cpu` makes, reused). Modes, interleaved per
+repeat, each run in a fresh Python:
+
+- ``one``: ``Dataset(url_a)``: one gateway.
+- ``two``: ``Dataset(url_a, replicas=[url_b], spread=True)``: both at once.
+
+Each run's window leaves out the first --warmup of the epoch and ends when the last sample
+arrives; the client reads its own CPU and both gateways' from /proc at both ends
+(`farfeed.bench.cpu.procstat`). Columns: MB/s of sample bytes delivered; CPU-s/GB of the
+client and of the gateways (both together); each gateway's share of the bytes sent (from
+its /metrics). Medians of --repeats. On a 2-core box the client alone needs about a core
+at these rates, so a second gateway can add little: the point is that it does not cost
+more CPU per GB, and that it takes half the bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+MODES = ("one", "two")
+
+
+def client(args: dict[str, Any]) -> dict[str, Any]:
+    """One epoch in this process; the window's bytes, seconds and CPU (client, gateways)."""
+    from farfeed.bench.cpu.procstat import snapshot, tree_delta
+    from farfeed.loader import Dataset
+
+    urls, pids = args["urls"], args["gateway_pids"]
+    t0 = time.monotonic()
+    if args["mode"] == "one":
+        ds = Dataset(urls[0], seed=args["seed"])
+    else:
+        ds = Dataset(urls[0], replicas=urls[1:], spread=True, seed=args["seed"])
+    total = len(ds)
+    start_at = math.ceil(args["warmup"] * total)
+    n = nbytes = 0
+    mark: tuple[float, int, Any, Any] | None = None
+    for sample in ds:
+        n += 1
+        nbytes += len(sample["bin"])
+        if n == start_at:
+            mark = (time.monotonic(), nbytes, snapshot([os.getpid()]), snapshot(pids))
+    end = (time.monotonic(), nbytes, snapshot([os.getpid()]), snapshot(pids))
+    assert mark is not None and n == total
+    return {
+        "window_bytes": end[1] - mark[1],
+        "window_s": end[0] - mark[0],
+        "startup_s": mark[0] - t0,
+        "client_cpu_s": tree_delta(mark[2], end[2]),
+        "gateway_cpu_s": tree_delta(mark[3], end[3]),
+        "retries": ds.stats()["retries"],
+    }
+
+
+def bytes_sent(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        found = re.search(r"^farfeed_bytes_sent_total (\d+)", resp.read().decode(), re.M)
+    return int(found.group(1)) if found else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="300MB", help="dataset size (default 300MB)")
+    parser.add_argument("--sample-bytes", type=int, default=114_660)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=0.1)
+    parser.add_argument("--workdir", type=Path, default=Path("bench-out/cpu"))
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.client:
+        print(json.dumps(client(json.loads(opts.client))), flush=True)
+        return
+
+    from farfeed.bench.cpu.config import CpuBenchConfig
+    from farfeed.bench.cpu.harness import prepare_dataset
+    from farfeed.format.meta import parse_size
+    from farfeed.server.process import GatewayProcess
+
+    cfg = CpuBenchConfig(links=("none",), size=parse_size(opts.size), sample_bytes=opts.sample_bytes,
+                         workdir=opts.workdir)  # fmt: skip
+    folder, data = prepare_dataset(cfg)
+    print(f"dataset: {data['bytes'] / 1e6:.0f} MB, {data['samples']} samples, page cache; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    with GatewayProcess.start(folder.parent) as a, GatewayProcess.start(folder.parent) as b:
+        gateways = [a, b]
+        for repeat in range(opts.repeats):
+            for mode in MODES:
+                used = gateways[: 1 if mode == "one" else 2]
+                before = [bytes_sent(g.url) for g in gateways]
+                args = {"mode": mode, "urls": [f"{g.url}/{data['name']}" for g in used],
+                        "gateway_pids": [g.pid for g in used], "warmup": opts.warmup, "seed": repeat}  # fmt: skip
+                out = subprocess.run([sys.executable, __file__, "--client", json.dumps(args)],
+                                     capture_output=True, text=True, timeout=600)  # fmt: skip
+                if out.returncode != 0:
+                    raise SystemExit(f"{mode} run failed: {out.stderr[-2000:]}")
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                sent = [bytes_sent(g.url) - x for g, x in zip(gateways, before, strict=True)]
+                row["share_a"] = sent[0] / max(1, sum(sent))
+                gb = row["window_bytes"] / 1e9
+                row.update(mb_s=row["window_bytes"] / row["window_s"] / 1e6,
+                           client_per_gb=row["client_cpu_s"] / gb, gateway_per_gb=row["gateway_cpu_s"] / gb)  # fmt: skip
+                runs[mode].append(row)
+                print(f"[{repeat + 1}/{opts.repeats}] {mode}: {row['mb_s']:.0f} MB/s, CPU-s/GB client "
+                      f"{row['client_per_gb']:.2f}, gateways {row['gateway_per_gb']:.2f}, "
+                      f"gateway A sent {row['share_a']:.0%}", flush=True)  # fmt: skip
+    print("\n| gateways | MB/s | client CPU-s/GB | gateways CPU-s/GB | bytes from A / B |")
+    print("|---|---|---|---|---|")
+    for mode in MODES:
+        med = {k: statistics.median(r[k] for r in runs[mode])
+               for k in ("mb_s", "client_per_gb", "gateway_per_gb", "share_a")}  # fmt: skip
+        label = "1 (`Dataset(url)`)" if mode == "one" else "2 (`replicas=[b], spread=True`)"
+        print(f"| {label} | {med['mb_s']:.0f} | {med['client_per_gb']:.2f} | {med['gateway_per_gb']:.2f} "
+              f"| {med['share_a']:.0%} / {1 - med['share_a']:.0%} |")  # fmt: skip
+    print(f"\nmedians of {opts.repeats}; load average after {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
