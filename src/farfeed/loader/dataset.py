@@ -63,10 +63,11 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
       ``jpg``, ``cls``...); ``"image"`` yields ``(image, int label)``, the image through
       ``transform``; ``"tokens"`` yields ``(input_ids, labels)`` LongTensors of
       ``seq_len`` from a token corpus, packed across documents; ``"batch"`` yields whole
-      batches of ``batch_size`` raw samples as `farfeed.loader.Batch` (one uint8 tensor,
-      in shared memory from DataLoader workers: the fastest way to move bytes; decode them
-      with `farfeed.loader.decode_images`; use `farfeed.loader.DataLoader`, or torch's
-      with ``batch_size=None``); a callable receives the raw dict and returns the sample.
+      batches of ``batch_size`` raw samples as `farfeed.loader.Batch` (one uint8 tensor
+      where the socket wrote the bytes, no copy: the fastest way to move bytes; valid
+      until ``keep_batches`` newer batches were taken; decode them with
+      `farfeed.loader.decode_images`; use `farfeed.loader.DataLoader`, or torch's with
+      ``batch_size=None``); a callable receives the raw dict and returns the sample.
     - ``transform``: with ``decode="image"``, the image pipeline: it gets the RGB PIL
       image and returns what the sample carries (default:
       `farfeed.loader.image_pipeline` ``(image_size, train=train)``; any torchvision v2
