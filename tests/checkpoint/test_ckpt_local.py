@@ -43,6 +43,8 @@ def test_retention_keeps_the_newest_k(tmp_path: Path) -> None:
     for step in (10, 20, 30, 40):
         ckpt.save({"x": torch.tensor([step])}, str(tmp_path), step=step, keep=2).wait(timeout=60)
     assert [i.step for i in ckpt.list_checkpoints(str(tmp_path))] == [30, 40]
+    folders = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert [int(name.removeprefix("step-")) for name in folders] == [30, 40]  # no empty ones left
     assert ckpt.load(str(tmp_path), step=30)["x"].item() == 30
     with pytest.raises(CheckpointError, match="step 10"):
         ckpt.load(str(tmp_path), step=10)

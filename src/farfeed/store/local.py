@@ -222,9 +222,11 @@ class LocalStore(Store):
         return UploadResult(rel, size, digest.hexdigest(), count)
 
     async def delete(self, path: str) -> None:
+        """Remove ``path``, then the folders it leaves empty (up to the root, not included):
+        retention leaves no empty ``step-*`` folders behind."""
         full = self._path(path)
         try:
-            await asyncio.to_thread(os.unlink, full)
+            await asyncio.to_thread(_unlink_and_prune, Path(self.root), Path(full))
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -238,6 +240,17 @@ class LocalStore(Store):
             return await asyncio.to_thread(_walk, self.root, prefix)
         except OSError as exc:
             raise self._translate(exc, prefix) from exc
+
+
+def _unlink_and_prune(root: Path, full: Path) -> None:
+    os.unlink(full)
+    parent = full.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()  # only if empty: a folder another writer uses stays
+        except OSError:
+            return
+        parent = parent.parent
 
 
 def _walk(root: Path, prefix: str) -> list[ObjectInfo]:
