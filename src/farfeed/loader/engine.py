@@ -26,7 +26,7 @@ from farfeed.loader.stats import WorkerStats
 __all__ = ["FetchConfig", "FetchEngine"]
 
 MAX_TASKS = 32
-#: How often a fetch engine waiting for its buffer source (a batch ring) looks again, s.
+#: How often a fetch engine waiting for room (a batch arena) or its window looks again, s.
 ROOM_POLL_S = 0.002
 
 #: Where a request's bytes land: a writable buffer of ``req.wire_bytes``, or None when
