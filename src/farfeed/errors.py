@@ -14,7 +14,7 @@
      ├── IntegrityError                  bytes arrived but their checksum is wrong
      └── CheckpointError                 a checkpoint is missing, truncated or corrupt
 
-Library errors (aiohttp, botocore, OSError) are translated into these at one boundary,
+Library errors (aiohttp, S3 error replies, OSError) are translated into these at one boundary,
 in ``farfeed.store``; nothing above the store layer sees a third-party exception.
 """
 

@@ -174,3 +174,24 @@ def test_existing_output_refused_unless_overwrite(tmp_path: Path) -> None:
     with pytest.raises(DatasetExistsError, match="not empty"):
         pack_images(src, other, overwrite=True)
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_shuffled_pack_writes_a_seeded_random_order_of_the_same_samples(tmp_path: Path) -> None:
+    """``shuffle_seed``: neighbours in a shard are unrelated (what ``shuffle_block`` needs),
+    the same seed gives the same files, and every sample is still there, bytes intact."""
+    src = make_sample_images(tmp_path / "img", count=40, seed=3, classes=4, val_fraction=0.25)
+    plain = pack_images(src, tmp_path / "plain")
+    mixed = pack_images(src, tmp_path / "mixed", shuffle_seed=7)
+    again = pack_images(src, tmp_path / "again", shuffle_seed=7)
+    assert plain.samples == mixed.samples == again.samples
+    a, b = SampleIndex.load(tmp_path / "plain"), SampleIndex.load(tmp_path / "mixed")
+    for split in ("train", "val"):
+        sorted_keys = [a.key_of(int(i)) for i in a.ids(split)]
+        mixed_keys = [b.key_of(int(i)) for i in b.ids(split)]
+        assert sorted(mixed_keys) == sorted_keys and mixed_keys != sorted_keys
+    for i in b.ids():
+        b.verify(int(i), read_span(tmp_path / "mixed", b, int(i)))
+    for name in ("train-00000.tar", "index.npz"):
+        assert (tmp_path / "mixed" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    with pytest.raises(ConfigError, match="shuffle_seed"):
+        pack_images(src, tmp_path / "bad", shuffle_seed=-1)

@@ -9,6 +9,7 @@
 - `helpers.world`: the gateway's bad-input world (tokens, snapshots, `World.unharmed`).
 - `helpers.sockets`: loopback servers and clients for the WAN emulator's tests.
 - `helpers.procs`: a process tree and its open-for-writing files, from /proc.
+- `helpers.recipes`: run a trainer recipe of examples/trainers/ (crash, resume) and check its record.
 
 The modules are not re-exported here: a test then imports only what it uses (the socket
 tests need no torch), and each name says where it comes from.

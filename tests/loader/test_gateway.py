@@ -3,6 +3,7 @@ killed mid-epoch: tests/loader/test_faults.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from helpers.samples import assert_exactly_once, keys
 from farfeed.errors import AccessDeniedError
 from farfeed.loader import DataLoader, Dataset
 from farfeed.server import TokenTable, serve_in_thread
+from farfeed.wan import Link, WanThread
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,35 @@ def test_gateway_gives_the_same_samples_as_local_in_few_batch_gets(
     url = f"{gateway}/{image_dataset.name}"
     assert ds.fetch_config.gateway_info[url]["farfeed"]  # probed once, reused by workers
     assert ds.stats()["requests"] < len(got) / 4  # many samples per round trip
+
+
+def test_a_far_gateway_costs_the_index_two_round_trips_not_five(image_dataset: Path) -> None:
+    """Whether the URL is a gateway, dataset.json and the index file are asked at once, on
+    connections of their own: one handshake and one request's round trip (read one
+    after the other they took five: probe handshake + GET, handshake + GET, GET)."""
+    rtt = 0.2
+    with serve_in_thread(image_dataset.parent) as url:
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        with WanThread(upstream=(host, int(port)), link=Link(rtt=rtt)) as wan:
+            far = wan.url_for(f"{url}/{image_dataset.name}")
+            t0 = time.monotonic()
+            ds = Dataset(far, seed=2)
+            took = time.monotonic() - t0
+    assert 2 * rtt <= took < 3.5 * rtt, took
+    assert ds.fetch_config.gateway_info[far]["farfeed"]  # the probe's answer, kept for workers
+    assert len(ds) == len(Dataset(str(image_dataset)))
+
+
+def test_an_index_file_of_another_name_is_read_by_its_name(tmp_path: Path) -> None:
+    """The index is asked for at its usual name early; dataset.json naming another is read
+    by that name (the early read, a 404 here, is dropped)."""
+    root = fixed_size_dataset(tmp_path / "renamed", samples=20, sample_bytes=100)
+    (root / "index.npz").rename(root / "other-index.npz")
+    meta = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**meta, "index": "other-index.npz"}))
+    with serve_in_thread(tmp_path) as url:
+        got = list(Dataset(f"{url}/renamed", seed=1))
+    assert sorted(keys(got)) == [f"{k:08d}" for k in range(20)]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

@@ -109,3 +109,30 @@ def test_world_refuses_half_given_or_torchrun_without_process_group(
     with pytest.raises(ConfigError, match="init_process_group"):
         World.for_rank()
     assert World.for_rank(rank=1, world_size=2) == World(1, 2)
+
+
+@pytest.mark.parametrize("n,world,block", [(100, 1, 8), (103, 3, 8), (64, 2, 16), (10, 4, 32)])
+def test_block_shuffle_is_exactly_once_and_keeps_runs_whole_per_rank(
+    n: int, world: int, block: int
+) -> None:
+    s = Sampler(np.arange(n), seed=4, uneven="drop", block=block)
+    streams = [s.rank_stream(0, World(r, world)) for r in range(world)]
+    seen = np.concatenate(streams).tolist()
+    assert len(seen) == len(set(seen)) == (n // world) * world
+    if n >= 2 * block * world:
+        # most neighbours in a rank's stream are neighbours in storage: one range each
+        steps = np.concatenate([np.diff(x) for x in streams])
+        assert np.mean(steps == 1) > 0.8
+        assert not np.array_equal(s.epoch_order(0, world), np.arange(n))
+
+
+def test_block_shuffle_moves_its_cuts_and_resumes_at_the_same_world_size() -> None:
+    s = Sampler(np.arange(4000), seed=9, block=16)
+    runs = [set(np.flatnonzero(np.diff(s.epoch_order(e)) != 1).tolist()) for e in (0, 1)]
+    first = [set(s.epoch_order(e)[np.array(sorted(r)) + 1].tolist()) for e, r in enumerate(runs)]
+    assert first[0] != first[1]  # the runs start at other samples each epoch
+    full = s.rank_stream(2, World(1, 3))
+    consumed = s.consumed_after(3, 0, 40)
+    assert s.rank_stream(2, World(1, 3), consumed).tolist() == full[40:].tolist()
+    with pytest.raises(ConfigError, match="shuffle_block"):
+        Sampler(np.arange(10), block=0)

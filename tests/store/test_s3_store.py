@@ -84,6 +84,10 @@ async def test_failed_multipart_leaves_old_object(s3_server: S3Endpoint, files_r
         with pytest.raises(RuntimeError):
             await store.write_parts("model.bin", parts())
         assert await store.read("model.bin") == b"good"
+        assert isinstance(store, S3Store)
+        pending = await store.call("GET", "", store.url, query={"uploads": ""})
+        assert b"<ListMultipartUploadsResult" in pending.body
+        assert b"<Upload>" not in pending.body  # aborted, not left behind
 
 
 async def test_errors_translated(s3_server: S3Endpoint, unused_tcp_port: int) -> None:
@@ -128,3 +132,84 @@ async def test_keys_in_url_are_used_and_hidden(s3_server: S3Endpoint) -> None:
     async with open_store(url, s3_endpoint_url=s3_server.endpoint_url) as store:
         assert await store.read("sub/b.bin", 0, 5) == b"hello"
         assert store.url == "s3://bucket/ds"
+
+
+def test_https_endpoint_with_a_private_ca(
+    files_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS to the S3 endpoint: trusted through ca_file (``ssl=CA``), ``AWS_CA_BUNDLE`` or
+    ``SSL_CERT_FILE``; refused with a CertificateError naming ca_file without one; unchecked
+    with ``ssl=False``. Reads (farfeed's own GET client) and HEAD / PUT (aiohttp) alike."""
+    import asyncio
+
+    from helpers.http import make_cert
+
+    from farfeed.errors import CertificateError
+    from farfeed.store.testing import serve_s3
+
+    cert, key = make_cert(tmp_path)
+
+    async def use(opts: dict[str, object], *, read_first: bool = False) -> bytes:
+        async with open_store("s3://bucket/ds", **opts) as store:  # type: ignore[arg-type]
+            if read_first:
+                return await store.read("sub/b.bin", 6, 5)
+            await store.write("up.bin", b"uploaded")
+            assert await store.size("up.bin") == 8
+            return await store.read("sub/b.bin", 6, 5)
+
+    with serve_s3(files_root, cert=cert, key=key) as s3:
+        assert s3.endpoint_url.startswith("https://")
+        opts = s3.store_options()
+        assert asyncio.run(use({**opts, "ssl": str(cert)})) == b"world"
+        assert asyncio.run(use({**opts, "ssl": False})) == b"world"
+        for read_first in (True, False):
+            with pytest.raises(CertificateError, match="ca_file"):
+                asyncio.run(use(opts, read_first=read_first))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+        assert asyncio.run(use(opts, read_first=True)) == b"world"
+        monkeypatch.delenv("AWS_CA_BUNDLE")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert asyncio.run(use(opts)) == b"world"
+
+
+async def test_read_into_fills_buffers_coalesced_and_alone(
+    s3_server: S3Endpoint, files_root: Path
+) -> None:
+    data = (files_root / "bucket" / "ds" / "a.bin").read_bytes()
+    ranges = [
+        ByteRange("a.bin", 100, 50),  # these two share one GET
+        ByteRange("sub/b.bin", 0, 5),
+        ByteRange("a.bin", 160, 40),
+        ByteRange("a.bin", 0, 0),
+    ]
+    outs = [memoryview(bytearray(r.length)) for r in ranges]
+    landed: list[int] = []
+    async with open_store("s3://bucket/ds", **s3_server.store_options()) as store:
+        await store.read_into(ranges, outs, landed=landed.append)
+        assert [bytes(o) for o in outs] == [data[100:150], b"hello", data[160:200], b""]
+        assert sorted(landed) == [0, 1, 2, 3]
+        with pytest.raises(BadRequestError):
+            await store.read_into([ByteRange("sub/b.bin", 8, 10)], [memoryview(bytearray(10))])
+        with pytest.raises(NotFoundError):
+            await store.read_into([ByteRange("nope.bin", 0, 10)], [memoryview(bytearray(10))])
+
+
+async def test_a_server_that_stops_answering_times_out(s3_server: S3Endpoint) -> None:
+    import asyncio
+    import time
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # takes the request, never answers
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    opts = {**s3_server.store_options(), "s3_endpoint_url": f"http://127.0.0.1:{port}"}
+    try:
+        async with open_store("s3://bucket/ds", timeout=0.5, **opts) as store:
+            started = time.monotonic()
+            with pytest.raises(TransientError, match="timeout"):
+                await store.read("a.bin", 0, 4)
+            assert time.monotonic() - started < 5
+    finally:
+        server.close()

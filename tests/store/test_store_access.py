@@ -37,7 +37,7 @@ def test_explicit_beats_environment_and_environment_fills_in(ca: str) -> None:
 def test_ssl_cert_file_applies_to_https_only(ca: str) -> None:
     env = {CA_FILE_ENV: ca}
     assert "ssl" not in access_options("http://storage:8470/imagenet", environ=env)
-    assert "ssl" not in access_options("s3://bucket/imagenet", environ=env)  # botocore's own rules
+    assert "ssl" not in access_options("s3://bucket/imagenet", environ=env)  # S3Store reads AWS_CA_BUNDLE, SSL_CERT_FILE
     assert access_options(["http://a:8470/x", "https://b:8470/x"], environ=env)["ssl"] == ca
     assert access_options("s3://bucket/imagenet", ca_file=ca, environ={})["ssl"] == ca
 

@@ -1,6 +1,7 @@
 """CLI: `farfeed bench io`, the loader against an emulated accelerator (docs/BENCHMARKS.md, Loader).
 
 farfeed bench io --rtt-ms 0,15,50,100 --demand 0.9 --scale 0.1 --json bench-out/io.json
+farfeed bench io --paths gateway,gateway-s3,s3 --rtt-ms 0,15,100 --no-baseline --overload 0
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from farfeed.cli.lists import list_option, numbers
+from farfeed.cli.lists import list_option, names, numbers
 
 
 def io_bench(
@@ -60,6 +61,21 @@ def io_bench(
     overload_rtt_ms: list[str] = list_option(
         ["15", "100"], "--overload-rtt-ms", help="RTTs of the saturation rows, milliseconds."
     ),
+    paths: list[str] = list_option(
+        ["gateway"],
+        "--paths",
+        help="Storage paths to compare: gateway (farfeed serve over local disk), gateway-s3 "
+        "(farfeed serve s3://... in front of rclone serve s3, a cold cache each trial), s3 (the "
+        "loader reading rclone serve s3 directly), s3-blocks (the same with "
+        "Dataset(shuffle_block=16): runs of 16 neighbours, one range GET each). The baseline "
+        "and the saturation rows run on gateway only.",
+    ),
+    cache_mib: int = typer.Option(
+        1024, "--cache-mib", min=1, help="gateway-s3: the gateway's block cache, MiB."
+    ),
+    block_mib: float = typer.Option(
+        8.0, "--block-mib", min=0.0625, help="gateway-s3: bytes per store read, MiB."
+    ),
     repeats: int = typer.Option(
         1, "--repeats", help="Trials per configuration, interleaved; figures are medians."
     ),
@@ -78,7 +94,8 @@ def io_bench(
     """Feed an emulated accelerator (MLPerf Storage style: fixed compute per batch) from a
     gateway across `farfeed wan` at each RTT; print AU, AU relative to 0 ms, samples/s,
     stall, time to first batch and peak memory, for farfeed and a one-GET-per-sample
-    PyTorch DataLoader."""
+    PyTorch DataLoader. With --paths, also the gateway in front of an S3 store and the
+    direct S3 path, with store requests per 1,000 samples and CPU-seconds per GB."""
     from farfeed.bench.io.harness import IoBenchConfig, format_table, run_io_bench
 
     cfg = IoBenchConfig(
@@ -98,6 +115,9 @@ def io_bench(
         repeats=repeats,
         max_seconds=max_seconds,
         work=work,
+        paths=names(paths, "--paths"),
+        cache_mib=cache_mib,
+        block_mib=block_mib,
     )
     rows = run_io_bench(cfg, say=typer.echo)
     typer.echo(format_table(rows))

@@ -114,12 +114,24 @@ def pack_images(
     overwrite: bool = typer.Option(
         False, "--overwrite", help=f"Replace OUT if it already holds a dataset ({DATASET_JSON})."
     ),
+    shuffle: bool = typer.Option(
+        False,
+        "--shuffle",
+        help="Write the samples in a random order (seeded by --seed) instead of sorted: neighbours in a shard are then unrelated, which a loader reading runs of neighbours needs (Dataset(shuffle_block=N)).",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the --shuffle order."),
 ) -> None:
     """Pack an image folder into tar shards + index (bytes untouched, labels = sorted class folders)."""
     from farfeed.format.pack_images import pack_images as run
 
     report = run(
-        src, out, shard_size=shard_size, on_error=on_error.value, overwrite=overwrite, progress=True
+        src,
+        out,
+        shard_size=shard_size,
+        on_error=on_error.value,
+        overwrite=overwrite,
+        shuffle_seed=seed if shuffle else None,
+        progress=True,
     )
     for path, reason in report.skipped[:20]:
         typer.secho(f"skipped {path}: {reason}", err=True, fg=typer.colors.YELLOW)

@@ -13,6 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
+
 from farfeed.errors import ConfigError, FormatError
 from farfeed.format.builder import IndexBuilder, write_index
 from farfeed.format.imagefolder import SourceImage, image_extension, scan_image_folder
@@ -61,9 +63,14 @@ def pack_images(
     shard_size: int | str = DEFAULT_SHARD_SIZE,
     on_error: Literal["fail", "skip"] = "fail",
     overwrite: bool = False,
+    shuffle_seed: int | None = None,
     progress: bool = False,
 ) -> PackReport:
     """Pack ``src`` (``SRC/train/<class>/*.jpg`` or ``SRC/<class>/*.jpg``) into dataset ``out``.
+
+    Samples are written in sorted order (split, class, path), or with ``shuffle_seed``
+    in a random order drawn from that seed, so that neighbours in a shard are unrelated:
+    what a loader reading runs of neighbours needs (``farfeed.Dataset(shuffle_block=N)``).
 
     >>> pack_images("/data/imagenet", "/srv/farfeed/imagenet", shard_size="256MiB").summary()
     """
@@ -75,6 +82,11 @@ def pack_images(
         raise ConfigError(f"output {str(out)!r} must not be inside the source folder {str(src)!r}")
     started = time.perf_counter()
     classes, images = scan_image_folder(src)
+    if shuffle_seed is not None:
+        if not isinstance(shuffle_seed, int) or isinstance(shuffle_seed, bool) or shuffle_seed < 0:
+            raise ConfigError(f"shuffle_seed must be an int >= 0 or None, got {shuffle_seed!r}")
+        order = np.random.default_rng(shuffle_seed).permutation(len(images))
+        images = [images[i] for i in order]
     builder = IndexBuilder()
     skipped: list[tuple[str, str]] = []
     written = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from farfeed.transfer.retry import RETRY_FOR_S, RetryPolicy
 
@@ -16,8 +16,9 @@ class FetchConfig:
     >>> FetchConfig(urls=("http://a:8470/imagenet", "http://b:8470/imagenet"), spread=True)
 
     ``store_options`` are `farfeed.store.open_store`'s keyword arguments; ``gateway_info``
-    maps each URL already known to be a farfeed gateway to its ``/_farfeed/info`` (learned
-    when the index was read), so workers open it without a probe. ``retry_for``: seconds a
+    maps each URL already known to be a farfeed gateway to its ``/_farfeed/info``, and
+    each http(s) URL known to be a static server to False (learned when the index was
+    read), so workers open it without a probe. ``retry_for``: seconds a
     read keeps retrying transient errors (`farfeed.transfer.RetryPolicy`). ``spread``:
     send requests to every URL at once (see `farfeed.loader.replicas`), not only to the
     first one that is up.
@@ -30,7 +31,7 @@ class FetchConfig:
     retry_for: float = RETRY_FOR_S
     spread: bool = False
     verify: bool = True
-    gateway_info: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    gateway_info: Mapping[str, dict[str, Any] | Literal[False]] = field(default_factory=dict)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -26,6 +26,7 @@ from farfeed.errors import ConfigError
 from farfeed.loader.arena import KEEP_BATCHES, Arenas, Lease
 from farfeed.loader.batch import Batch
 from farfeed.loader.dataset import Dataset
+from farfeed.loader.owner import iterating
 
 #: A worker's arena holds at least this many batches of the dataset's mean size.
 ARENA_BATCHES = 8
@@ -106,7 +107,8 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
                                     capacity=self._arenas.capacity)  # fmt: skip
                 ds.attach_loader(batch_size=ds.batch_size, arenas=self._arenas)
             self._arenas.start_iteration()  # batches kept from an earlier epoch are stale
-        inner = super().__iter__()  # worker processes start here, with the resume point
+        with iterating(ds):  # the Dataset refuses any other loader (farfeed.loader.owner)
+            inner = super().__iter__()  # worker processes start here, with the resume point
         ds.resume_position_used()
         return self._count(inner, base)
 
@@ -146,6 +148,12 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
                 self._arenas_busy = False
             if bar is not None:
                 bar.__exit__(None, None, None)
+
+    def set_epoch(self, epoch: int) -> None:
+        """``dataset.set_epoch(epoch)``: choose ``epoch``'s permutation, for trainers that call
+        ``set_epoch`` on the loader (the Hugging Face Trainer does before each epoch). A
+        restored position is kept for its own epoch (see `Dataset.set_epoch`)."""
+        self._ds.set_epoch(epoch)
 
     def stats(self) -> dict[str, float]:
         """The Dataset's stats (summed over workers) plus ``wait_s``: seconds the training

@@ -40,7 +40,12 @@ def heap_buffer(req: Request) -> memoryview:
 
 
 class FetchEngine:
-    """Fetches a planner's requests ahead of the consumer; `get` returns them in order."""
+    """Fetches a planner's requests ahead of the consumer; `get` returns them in order.
+
+    ``hold_until``: while it returns False, the first request waits (polled every
+    `ROOM_POLL_S`); everything else (the loop, the store, its first connection) is made
+    meanwhile, so the request leaves the moment it may.
+    """
 
     def __init__(
         self,
@@ -54,8 +59,10 @@ class FetchEngine:
         check_many: Callable[[np.ndarray, list[memoryview]], list[int]] | None = None,
         allocate: Allocator = heap_buffer,
         max_request: int | None = None,
+        hold_until: Callable[[], bool] | None = None,
     ) -> None:
         self._planner = planner
+        self._hold_until = hold_until
         self._allocate = allocate
         self._max_request = max_request
         self._config = config
@@ -164,6 +171,7 @@ class FetchEngine:
             describe=self._describe,
         )
         tasks: set[asyncio.Task[None]] = set()
+        ahead = loop.create_task(replicas.connect_ahead())  # the handshake, while we plan
 
         def done(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -172,7 +180,13 @@ class FetchEngine:
             wake.set()
 
         pending: Request | None = None  # taken, waiting for a buffer
+        hold = self._hold_until
         try:
+            while hold is not None and not self._stop.is_set():
+                if hold():
+                    hold = None
+                else:
+                    await asyncio.sleep(ROOM_POLL_S)
             while not self._stop.is_set():
                 target = self._window.update()
                 while (
@@ -211,9 +225,9 @@ class FetchEngine:
                     pass
                 wake.clear()
         finally:
-            for task in list(tasks):
+            for task in [*tasks, ahead]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, ahead, return_exceptions=True)
             await replicas.close()
 
     def _publish(self, target: int) -> None:

@@ -104,8 +104,16 @@ class Window:
     def request_bytes(self) -> int:
         """Size of the next request: about half the bytes the rate needs per RTT, so a few
         requests (on a few connections) are always in flight, and at least
-        ``CPU_REQUEST_S`` of consumption, so the fixed cost of a request stays small."""
+        ``CPU_REQUEST_S`` of consumption, so the fixed cost of a request stays small.
+
+        Between the first arrival and the first measured rate (~0.1 s), half the first
+        request: the window (one first request) then goes out as two requests, on the
+        connection just used and one more, not as a burst of `MIN_REQUEST` ones whose
+        connections and handshakes would compete for the CPU with handing the first
+        batch on."""
         if not self.started:
             return self.first_request
+        if self.rate == 0 and self.recent == 0:
+            return max(1, min(self.budget // 8, max(MIN_REQUEST, self.first_request // 2)))
         share = max(self.rate * max(self.rtt, 0.01) / 2, max(self.rate, self.recent) * CPU_REQUEST_S)
         return max(1, min(self.budget // 8, max(MIN_REQUEST, min(MAX_REQUEST, int(share)))))

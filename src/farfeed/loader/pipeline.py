@@ -7,9 +7,13 @@ fork, never shared across processes.
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,6 +33,32 @@ from farfeed.loader.world import World
 
 #: GIL switch interval in DataLoader workers, seconds (Python's default is 0.005).
 WORKER_SWITCH_INTERVAL = 0.0005
+#: Modules each DataLoader worker needs that the training process may not have imported:
+#: the fetch engine's loop (uvloop) and what torch's worker loop seeds (numpy.random).
+#: Imported after fork, each worker pays tens of ms of CPU for them, all at once, just
+#: when the first batch is awaited; imported before, they are shared pages.
+WORKER_MODULES = ("uvloop", "numpy.random")
+
+
+@contextmanager
+def importing_ahead() -> Iterator[None]:
+    """Import `WORKER_MODULES` in a thread while the block runs (`farfeed.Dataset` reads
+    its index meanwhile: the imports take the time the index spends crossing the link),
+    and wait for them when it ends: before any DataLoader worker is forked."""
+
+    def load() -> None:
+        for name in WORKER_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # uvloop is optional: the engine falls back to asyncio's
+                pass
+
+    thread = threading.Thread(target=load, name="farfeed-imports", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def in_main_process() -> bool:
@@ -101,8 +131,10 @@ class Pipeline:
         world: World,
         arenas: Arenas | None = None,
         keep_batches: int = KEEP_BATCHES,
+        shuffle_block: int = 1,
     ) -> None:
         self._ids = ids
+        self._block = shuffle_block
         self._arenas = arenas
         self._keep = keep_batches
         self._source = source
@@ -114,8 +146,11 @@ class Pipeline:
         self._world = world
 
     def __iter__(self) -> Iterator[Any]:
-        source, world = self._source, self._world
-        stats = self._shared.worker(world.worker)
+        """Start fetching at once (the engine's thread, its first connection and request),
+        then yield the samples. A DataLoader worker calls ``iter`` as soon as it is forked,
+        while the training process is still forking the others (only then does it send
+        the first index): the first batch is on its way meanwhile."""
+        stats = self._shared.worker(self._world.worker)
         stats.start()
         in_main = in_main_process()
         if not in_main:
@@ -124,7 +159,26 @@ class Pipeline:
             # process (batch hand-off, tensor file descriptors) without a 5 ms wait each.
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
         if len(self._ids) == 0:
-            return
+            return iter(())
+        engine, pool, batches = self._start(stats, in_main=in_main)
+        at_exit: Any = None
+        if not in_main:
+            # A DataLoader worker may be told to stop between two batches (a step limit,
+            # an exception in the loop): close the engine, its connections and its thread
+            # before the process exits, whatever happens to this generator.
+            from multiprocessing.util import Finalize
+
+            at_exit = Finalize(None, engine.close, exitpriority=10)
+        samples = self._run(engine, stats, pool, batches, at_exit)
+        # and when the generator is dropped unstarted (its finally never runs)
+        weakref.finalize(samples, engine.close)
+        return samples
+
+    def _start(
+        self, stats: WorkerStats, *, in_main: bool
+    ) -> tuple[FetchEngine, BufferPool | None, BatchBuffers | None]:
+        """The started engine, and where its requests land (a pool, or batch arenas)."""
+        source, world = self._source, self._world
         budget = max(1, self._config.memory_budget // world.num_workers)
         first = min(budget // 4, max(MIN_REQUEST, self._batch_size * source.mean_bytes))
         window = Window(budget=budget, first_request=max(1, first))
@@ -144,12 +198,13 @@ class Pipeline:
         else:
             # Exact neighbours and repeats merge here; stores without batch-get (HTTP, S3)
             # also merge near neighbours into one range GET themselves.
-            planner = Planner(self._ids, source.span, gap=0)
+            # With shuffle_block, requests hold whole runs (one range each, not cut in two).
+            planner = Planner(self._ids, source.span, gap=0, unit=self._block)
             pool = BufferPool(keep_bytes=budget // 2)
             allocate, max_request = pool.allocate, None
-        decode = self._decode
+        hold = None
         if world.worker > 0:  # let the previous worker's first batch have the link first
-            _wait_for_first_batch(self._shared.worker(world.worker - 1), timeout=1.0)
+            hold = _after_first_batch(self._shared.worker(world.worker - 1), timeout=1.0)
         engine = FetchEngine(
             planner,
             config=self._config,
@@ -160,22 +215,26 @@ class Pipeline:
             stats=stats,
             allocate=allocate,
             max_request=max_request,
+            hold_until=hold,
         ).start()
-        if not in_main:
-            # A DataLoader worker may be told to stop between two batches (a step limit,
-            # an exception in the loop): close the engine, its connections and its thread
-            # before the process exits, whatever happens to this generator.
-            from multiprocessing.util import Finalize
+        return engine, pool, batches
 
-            at_exit: Finalize | None = Finalize(None, engine.close, exitpriority=10)
-        else:
-            at_exit = None
+    def _run(
+        self,
+        engine: FetchEngine,
+        stats: WorkerStats,
+        pool: BufferPool | None,
+        batches: BatchBuffers | None,
+        at_exit: Any,
+    ) -> Iterator[Any]:
+        """The samples (or batches) as the engine delivers them; closes it at the end."""
         try:
             if batches is not None:
                 yield from self._batches(engine, stats, batches)
                 return
             assert pool is not None
             add = stats.add
+            decode = self._decode
             while (item := engine.get()) is not None:
                 req, _, samples = item
                 for i, data in zip(req.ids.tolist(), samples, strict=True):
@@ -213,12 +272,13 @@ class Pipeline:
                 yield batch
 
 
-def _wait_for_first_batch(stats: WorkerStats, *, timeout: float) -> None:
-    """Wait (at most ``timeout`` s) until another worker's first request has arrived.
+def _after_first_batch(stats: WorkerStats, *, timeout: float) -> Callable[[], bool]:
+    """True once another worker's first request has arrived, or ``timeout`` s from now.
 
     The DataLoader needs worker 0's first batch first, then worker 1's...: fetching them
-    all at once would share the link and delay the first one N-fold.
+    all at once would share the link and delay the first one N-fold. The engine holds
+    only its first request on this: its thread, store and connection are made at once,
+    while the CPU is idle, not in the moment worker 0's batch lands and is handed on.
     """
     deadline = time.monotonic() + timeout
-    while stats.get("first_batch_s") == 0 and time.monotonic() < deadline:
-        time.sleep(0.002)
+    return lambda: stats.get("first_batch_s") != 0 or time.monotonic() >= deadline

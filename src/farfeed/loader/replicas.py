@@ -172,6 +172,16 @@ class Replicas:
             )
         return u.store
 
+    async def connect_ahead(self) -> None:
+        """Open the store of the URL the first request will go to, and start its first
+        connection (`Store.connect_ahead`): the handshake crosses the link while the first
+        request is planned. A failure here is left for that request to meet and retry."""
+        try:
+            store = await self.store(self.choose(0))
+            await store.connect_ahead()
+        except (StoreError, OSError):
+            pass
+
     def _start_probes(self, now: float) -> None:
         for idx, u in enumerate(self._state):
             if u.out and u.probe is None and u.probe_at <= now:

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
 
 from farfeed.errors import ConfigError, FormatError, IntegrityError, TransientError
+from farfeed.format.sample_index import SampleIndex
+from farfeed.format.token_index import TokenIndex
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.index import read_index
 from farfeed.store import open_store
 from farfeed.store.access import redact_url
 from farfeed.store.base import ByteRange
+from farfeed.store.open import StoreOpening
 from farfeed.transfer.retry import Retries
 from farfeed.transfer.sync import run_sync
 
@@ -107,9 +111,7 @@ async def _open_source(
         url = config.urls[attempt % len(config.urls)]
         attempt += 1
         try:
-            async with open_store(url, token=config.token, **config.store_options) as store:
-                index = await read_index(store)
-                info = store.gateway_info
+            index, info = await _read_index_at(url, config)
         except TransientError as exc:
             await asyncio.sleep(retries.wait_after(exc, url=redact_url(url)))
             continue
@@ -128,3 +130,43 @@ async def _open_source(
             source = SampleSource(index, split=split, url=redact_url(url))
         learned = {**config.gateway_info, url: info} if info is not None else config.gateway_info
         return source, replace(config, gateway_info=learned)
+
+
+async def _read_index_at(
+    url: str, config: FetchConfig
+) -> tuple[SampleIndex | TokenIndex, dict[str, Any] | Literal[False] | None]:
+    """The index at ``url``, and what opening it learned: the gateway's ``/_farfeed/info``,
+    False for a static HTTP server, None for other stores.
+
+    Over http(s) the two questions go out at once, each on a connection of its own:
+    whether the URL is a gateway (``GET /_farfeed/info``) and the index itself (plain
+    GETs of dataset.json and the index file, which a gateway answers as any web server
+    does). Across a long link the index then costs the round trips of one request, not
+    those of three in a row. The probe's error comes first when both fail, as it did
+    when it went first.
+    """
+
+    def opening(info: dict[str, Any] | Literal[False] | None) -> StoreOpening:
+        return open_store(url, token=config.token, gateway_info=info, **config.store_options)
+
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        async with opening(None) as store:
+            return await read_index(store), store.gateway_info
+
+    async def probe() -> dict[str, Any] | Literal[False]:
+        async with opening(None) as store:
+            return store.gateway_info or False
+
+    async def index() -> SampleIndex | TokenIndex:
+        async with opening(False) as store:
+            return await read_index(store)
+
+    tasks = (asyncio.ensure_future(probe()), asyncio.ensure_future(index()))
+    try:
+        await asyncio.wait(tasks)
+    finally:
+        for task in tasks:
+            task.cancel()  # nothing when it is done
+        await asyncio.gather(*tasks, return_exceptions=True)
+    info = tasks[0].result()  # the probe's error first
+    return tasks[1].result(), info

@@ -21,7 +21,7 @@ from aiohttp.typedefs import Middleware
 from farfeed.server import batch, objects, uploads, writes
 from farfeed.server.auth import TokenTable, auth_middleware
 from farfeed.server.connections import connection_middleware
-from farfeed.server.context import GATEWAY, Gateway
+from farfeed.server.context import GATEWAY, METRICS, Gateway
 from farfeed.server.limits import ServerLimits
 from farfeed.server.metrics import metrics_middleware
 from farfeed.server.paths import GatewayPaths, url_path_middleware
@@ -54,6 +54,7 @@ def create_app(
         middlewares.append(auth_middleware(tokens))
     app = web.Application(middlewares=middlewares, client_max_size=limits.max_batch_body)
     app[GATEWAY] = gw
+    app[METRICS] = gw.metrics
     _add_routes(app.router)
     app.cleanup_ctx.append(_sweeper)
     return app

@@ -12,9 +12,11 @@ import typer
 
 
 def serve(
-    root: Path = typer.Argument(
+    root: str = typer.Argument(
         ..., metavar="ROOT", help="Folder to serve: each subfolder holding a dataset.json is a dataset; "
-        "ROOT/checkpoints (created if missing) is the only writable area."
+        "ROOT/checkpoints (created if missing) is the only writable area. Or s3://BUCKET/PREFIX: "
+        "the datasets under that prefix of an S3-compatible store, served read-only through a "
+        "block cache (keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."
     ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on. Without --tokens only loopback is "
@@ -54,6 +56,33 @@ def serve(
         "body it still owes for this long (a client that died mid-upload). The staged bytes are dropped; "
         "a chunked upload keeps the parts that arrived whole."
     ),
+    s3_endpoint_url: str | None = typer.Option(
+        None, "--s3-endpoint-url", help="S3 endpoint for an s3:// ROOT (MinIO, Ceph...) (default: "
+        "$AWS_ENDPOINT_URL, else AWS)."
+    ),
+    s3_region: str | None = typer.Option(
+        None, "--s3-region", help="S3 region for an s3:// ROOT (default: $AWS_REGION, else us-east-1)."
+    ),
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", exists=True, dir_okay=False, readable=True, help="PEM bundle of the CAs "
+        "that sign an https S3 endpoint's certificate (s3:// ROOT). Default: the system's."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Skip the S3 endpoint's https certificate check (self-signed "
+        "test stores only)."
+    ),
+    cache_mib: int = typer.Option(
+        1024, "--cache-mib", min=1, help="s3:// ROOT: block cache per gateway process, MiB, shared "
+        "by all its clients. Size it to the data set (or the part being trained on) for "
+        "store requests per sample far below 1; each --workers process has its own."
+    ),
+    block_mib: float = typer.Option(
+        8.0, "--block-mib", min=0.0625, help="s3:// ROOT: bytes per store read, MiB, aligned "
+        "(objects smaller than this are read whole)."
+    ),
+    store_connections: int = typer.Option(
+        32, "--store-connections", min=1, help="s3:// ROOT: most store reads in flight per process."
+    ),
     max_connections: int | None = typer.Option(
         None, "--max-connections", metavar="N", help="Open connections per process. Over it the oldest idle "
         "connection is closed to make room (first those that never had a successful request); if all are "
@@ -68,6 +97,7 @@ def serve(
     """
     from farfeed.errors import ConfigError
     from farfeed.server import run
+    from farfeed.server.bucket import BucketSettings, is_bucket_url
     from farfeed.server.limits import ConnectionLimits
 
     try:
@@ -80,8 +110,20 @@ def serve(
         for name in ("keepalive_timeout", "header_timeout", "body_timeout", "max_connections"):
             text = text.replace(f"ConnectionLimits.{name}", "--" + name.replace("_", "-"))
         raise ConfigError(text) from None
+    bucket = None
+    if is_bucket_url(root):
+        if ca_file and insecure:
+            raise ConfigError("give --ca-file or --insecure, not both")
+        bucket = BucketSettings(
+            endpoint_url=s3_endpoint_url, region=s3_region,
+            ca_file=False if insecure else (str(ca_file) if ca_file else None),
+            cache_bytes=cache_mib * 2**20, block_bytes=int(block_mib * 2**20),
+            store_connections=store_connections,
+        )  # fmt: skip
+    elif s3_endpoint_url or s3_region or ca_file or insecure:
+        raise ConfigError("--s3-endpoint-url, --s3-region, --ca-file and --insecure apply to an s3:// ROOT only")
     run(
         root, host=host, port=port, tokens_file=tokens, cert=cert, key=key,
         allow_anonymous=allow_anonymous, workers=workers, access_log=access_log,
-        connection_limits=connection_limits,
+        connection_limits=connection_limits, bucket=bucket,
     )

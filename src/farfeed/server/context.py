@@ -39,6 +39,8 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("farfeed_gateway", Gateway)
+#: The app's request counters, for the listener (both kinds of gateway app set it).
+METRICS = web.AppKey("farfeed_metrics", Metrics)
 
 
 def gateway(request: web.Request) -> Gateway:

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -35,8 +35,12 @@ _LINE = re.compile(r"farfeed gateway listening on (https?)://(\S+):(\d+) \(")
 class GatewayProcess:
     """``python -m farfeed.server ROOT ...`` as a child process (its own process group)."""
 
-    def __init__(self, args: list[str], *, host: str, timeout: float, max_open_files: int | None = None) -> None:
+    def __init__(
+        self, args: list[str], *, host: str, timeout: float, max_open_files: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self._args = args
+        self._env = None if env is None else {**os.environ, **env}
         self._host = host
         self._timeout = timeout
         self._max_open_files = max_open_files
@@ -59,18 +63,20 @@ class GatewayProcess:
         timeout: float = 30.0,
         options: Sequence[str] = (),
         max_open_files: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> GatewayProcess:
         """Start a gateway, wait until it listens and answers /healthz; ConfigError when it cannot.
 
         ``options``: more ``farfeed serve`` flags (``["--header-timeout", "2"]``);
         ``max_open_files``: run it under this open-file limit, soft and hard, as after
-        ``ulimit -n N`` (to see what it does when descriptors are scarce).
+        ``ulimit -n N`` (to see what it does when descriptors are scarce); ``env``: more
+        environment variables for it (an ``s3://`` ROOT's ``AWS_*`` keys).
         """
         args = [str(root), "--host", host, "--port", str(port), "--workers", str(workers), *options]
         for flag, value in (("--tokens", tokens_file), ("--cert", cert), ("--key", key)):
             if value is not None:
                 args += [flag, str(value)]
-        gw = cls(args, host=host, timeout=timeout, max_open_files=max_open_files)
+        gw = cls(args, host=host, timeout=timeout, max_open_files=max_open_files, env=env)
         gw._spawn(port)
         return gw
 
@@ -86,6 +92,7 @@ class GatewayProcess:
         self._proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+            env=self._env,
         )
         # a forgotten gateway dies with this interpreter, not later
         self._finalizer = weakref.finalize(self, _kill_group, self._proc.pid)

@@ -28,10 +28,11 @@ from typing import Any
 from aiohttp import web
 
 from farfeed.errors import ConfigError, FarfeedError
-from farfeed.server.app import create_app
 from farfeed.server.auth import TokenTable
+from farfeed.server.bucket import BucketSettings, check_bucket, is_bucket_url
+from farfeed.server.bucket_app import app_for
 from farfeed.server.connections import aiohttp_keepalive, listen
-from farfeed.server.context import GATEWAY
+from farfeed.server.context import METRICS
 from farfeed.server.limits import ConnectionLimits, ServerLimits, raise_open_file_limit
 from farfeed.server.logs import AccessLogger, install_log_filters
 
@@ -56,10 +57,18 @@ class ServeOptions:
     access_log: bool = False
     limits: ServerLimits = ServerLimits()
     connection_limits: ConnectionLimits = ConnectionLimits()
+    #: For an ``s3://`` ROOT: how to reach the bucket and the block cache's size.
+    bucket: BucketSettings | None = None
 
     def check(self) -> None:
         """ConfigError quoting the first bad option; also loads the tokens and the certificate."""
-        if not os.path.isdir(self.root):
+        if is_bucket_url(self.root):
+            check_bucket(self.root, self.bucket or BucketSettings())  # connects later, at first read
+        elif "://" in self.root:
+            raise ConfigError(f"ROOT must be a directory or s3://BUCKET/PREFIX, got {self.root!r}")
+        elif self.bucket is not None:
+            raise ConfigError(f"S3 and cache options apply to an s3:// ROOT, not the folder {self.root!r}")
+        elif not os.path.isdir(self.root):
             raise ConfigError(f"ROOT must be an existing directory, got {self.root!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port!r}")
@@ -130,7 +139,13 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 def listening_line(options: ServeOptions, port: int) -> str:
     """The one line a started gateway prints (parsed by `GatewayProcess`)."""
     host = f"[{options.host}]" if ":" in options.host and not options.host.startswith("[") else options.host
-    return f"farfeed gateway listening on {options.scheme}://{host}:{port} ({os.path.abspath(options.root)})"
+    if is_bucket_url(options.root):
+        from farfeed.store.access import redact_url
+
+        shown = redact_url(options.root)
+    else:
+        shown = os.path.abspath(options.root)
+    return f"farfeed gateway listening on {options.scheme}://{host}:{port} ({shown})"
 
 
 def run(
@@ -146,12 +161,14 @@ def run(
     access_log: bool = False,
     limits: ServerLimits = ServerLimits(),
     connection_limits: ConnectionLimits = ConnectionLimits(),
+    bucket: BucketSettings | None = None,
 ) -> None:
-    """Serve ``root`` until SIGTERM or SIGINT (blocking); used by ``farfeed serve``."""
+    """Serve ``root`` (a folder, or ``s3://BUCKET/PREFIX`` read with ``bucket``'s settings)
+    until SIGTERM or SIGINT (blocking); used by ``farfeed serve``."""
     options = ServeOptions(
         root=str(root), host=host, port=port, tokens_file=_str(tokens_file), cert=_str(cert),
         key=_str(key), allow_anonymous=allow_anonymous, workers=workers, access_log=access_log,
-        limits=limits, connection_limits=connection_limits,
+        limits=limits, connection_limits=connection_limits, bucket=bucket,
     )
     options.check()
     _setup_logging()
@@ -190,7 +207,7 @@ async def serve_socket(
     options: ServeOptions, sock: socket.socket, *, on_ready: Callable[[], None], parent_pid: int | None = None
 ) -> None:
     """Serve on a bound socket until SIGTERM/SIGINT (or until the parent process is gone)."""
-    app = create_app(options.root, tokens=options.load_tokens(), limits=options.limits)
+    app = app_for(options.root, tokens=options.load_tokens(), limits=options.limits, bucket=options.bucket)
     conn = options.connection_limits
     access = logging.getLogger("aiohttp.access") if options.access_log else None
     runner = web.AppRunner(
@@ -201,7 +218,7 @@ async def serve_socket(
     listener = None
     try:
         listener = await listen(
-            runner, sock, limits=conn, metrics=app[GATEWAY].metrics, ssl_context=options.ssl_context()
+            runner, sock, limits=conn, metrics=app[METRICS], ssl_context=options.ssl_context()
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

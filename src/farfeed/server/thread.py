@@ -11,10 +11,11 @@ from pathlib import Path
 from aiohttp import web
 
 from farfeed.errors import FarfeedError
-from farfeed.server.app import create_app
 from farfeed.server.auth import TokenTable
+from farfeed.server.bucket import BucketSettings
+from farfeed.server.bucket_app import app_for
 from farfeed.server.connections import Listener, aiohttp_keepalive, listen
-from farfeed.server.context import GATEWAY
+from farfeed.server.context import METRICS
 from farfeed.server.limits import ConnectionLimits, ServerLimits
 from farfeed.server.runner import bind_socket
 
@@ -27,14 +28,16 @@ def serve_in_thread(
     limits: ServerLimits = ServerLimits(),
     connection_limits: ConnectionLimits = ConnectionLimits(),
     host: str = "127.0.0.1",
+    bucket: BucketSettings | None = None,
 ) -> Iterator[str]:
-    """Serve ``root`` on a free loopback port for the ``with`` block; yields the base URL.
+    """Serve ``root`` (a folder, or ``s3://BUCKET/PREFIX`` read with ``bucket``'s
+    settings) on a free loopback port for the ``with`` block; yields the base URL.
 
     >>> with serve_in_thread(tmp_path) as url:
     ...     urllib.request.urlopen(f"{url}/healthz").read()
     b'ok'
     """
-    app = create_app(root, tokens=tokens, limits=limits)  # errors surface here, in the caller
+    app = app_for(root, tokens=tokens, limits=limits, bucket=bucket)  # errors surface here, in the caller
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, object] = {}
@@ -46,7 +49,7 @@ def serve_in_thread(
         )
         await runner.setup()
         sock = bind_socket(host, 0, reuse_port=False)
-        listener = await listen(runner, sock, limits=connection_limits, metrics=app[GATEWAY].metrics)
+        listener = await listen(runner, sock, limits=connection_limits, metrics=app[METRICS])
         state["port"] = listener.port
         return runner, listener
 

@@ -46,7 +46,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import the network backends on first use (aiobotocore is slow to import)."""
+    """Import the network backends on first use (aiohttp is slow to import)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'farfeed.store' has no attribute {name!r}")

@@ -283,6 +283,7 @@ class BatchIntoClient:
         self.display = display
         self._ssl = options.ssl_context() if self.tls else None
         self._idle: list[_Connection] = []
+        self._early: asyncio.Task[_Connection] | None = None  # connect_ahead's connection
         self._gate: asyncio.Semaphore | None = None
         self._owner: tuple[int, asyncio.AbstractEventLoop] | None = None
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -326,9 +327,22 @@ class BatchIntoClient:
             else:
                 conn.abort()
 
+    def connect_ahead(self) -> None:
+        """Start opening a connection now, for the next batch-get that finds none idle:
+        its TCP (and TLS) handshake then crosses the link while the caller still plans
+        its first request. Its error, if any, is that batch-get's."""
+        self._check_owner()
+        if not self._idle and self._early is None:
+            self._early = asyncio.ensure_future(self._connect())
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
+        early, self._early = self._early, None
         mine = self._owner == (os.getpid(), _running_loop())
+        if early is not None and mine:
+            early.cancel()
+            done = await asyncio.gather(early, return_exceptions=True)
+            idle += [c for c in done if isinstance(c, _Connection)]
         for conn in idle:
             if mine:
                 conn.abort()
@@ -337,6 +351,7 @@ class BatchIntoClient:
         owner = (os.getpid(), asyncio.get_running_loop())
         if self._owner != owner:  # a new process or loop: the old sockets are not ours
             self._idle = []
+            self._early = None
             self._gate = asyncio.Semaphore(self.options.connections)
             self._owner = owner
 
@@ -345,6 +360,15 @@ class BatchIntoClient:
             conn = self._idle.pop()
             if conn.reusable:
                 return conn
+        early, self._early = self._early, None
+        if early is not None:
+            conn = await early
+            if conn.reusable:
+                return conn
+            conn.abort()  # closed by the server while it waited: open another
+        return await self._connect()
+
+    async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, proto = await asyncio.wait_for(

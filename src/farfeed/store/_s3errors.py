@@ -1,13 +1,16 @@
-"""The one boundary where botocore / aiobotocore exceptions become farfeed errors."""
+"""The one boundary where S3 error responses and network errors become farfeed errors.
+
+An S3 error is an HTTP status plus an XML body naming a ``Code`` (``NoSuchKey``,
+``SignatureDoesNotMatch``, ``SlowDown``...): the code decides first, then the status.
+Network, TLS and timeout errors are translated by `farfeed.store._http.translated`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
 
 import aiohttp
-from botocore import exceptions as bx
 
 from farfeed.errors import (
     AccessDeniedError,
@@ -16,6 +19,9 @@ from farfeed.errors import (
     StoreError,
     TransientError,
 )
+from farfeed.store._http import translated as s3_errors
+
+__all__ = ["check_s3_status", "s3_error", "s3_errors", "xml_text"]
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound", "404"}
 _DENIED = {
@@ -38,48 +44,32 @@ _TRANSIENT = {
 }
 
 
-def client_error(exc: bx.ClientError, url: str) -> StoreError:
+def xml_text(body: str, tag: str) -> str | None:
+    """The text of the first ``<tag>`` in ``body`` (S3's replies are small, flat XML)."""
+    match = re.search(rf"<{tag}>(.*?)</{tag}>", body, re.S)
+    return match.group(1) if match else None
+
+
+def s3_error(status: int, body: str, url: str) -> StoreError:
     """The farfeed error for an S3 error response (by its code, then its HTTP status)."""
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    text = f"S3 {code or status}: {error.get('Message') or exc}"
+    code = xml_text(body, "Code") or ""
+    message = xml_text(body, "Message") or body.strip()[:200]
+    text = f"S3 {code or status}: {message}" if message else f"S3 {code or status}"
     if code in _NOT_FOUND or status == 404:
         return NotFoundError(text, url=url)
     if code in _DENIED or status in (401, 403):
         return AccessDeniedError(text, url=url)
-    if code in _TRANSIENT or status >= 500 or status == 429:
+    if code in _TRANSIENT or status >= 500 or status in (408, 429):
         return TransientError(text, url=url)
     return BadRequestError(text, url=url)
 
 
-@asynccontextmanager
-async def s3_errors(url: str) -> AsyncIterator[None]:
-    """Translate every botocore, aiohttp and socket error raised inside the block."""
+async def check_s3_status(resp: aiohttp.ClientResponse, url: str) -> None:
+    """Raise the farfeed error for a 4xx/5xx S3 response (HEAD replies have no body)."""
+    if resp.status < 400:
+        return
     try:
-        yield
-    except StoreError:
-        raise
-    except bx.ClientError as exc:
-        raise client_error(exc, url) from exc
-    except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.CredentialRetrievalError) as exc:
-        raise AccessDeniedError(
-            f"no usable S3 credentials ({exc}): pass s3_access_key and s3_secret_key, or set "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            url=url,
-        ) from exc
-    except (bx.ParamValidationError, bx.ValidationError) as exc:
-        raise BadRequestError(f"S3 request rejected before sending: {exc}", url=url) from exc
-    except (
-        bx.ConnectionError,
-        bx.HTTPClientError,
-        bx.IncompleteReadError,
-        bx.ChecksumError,
-        aiohttp.ClientError,
-        asyncio.TimeoutError,
-        TimeoutError,
-        OSError,
-    ) as exc:
-        raise TransientError(f"network error: {type(exc).__name__}: {exc}", url=url) from exc
-    except bx.BotoCoreError as exc:
-        raise StoreError(f"S3 client error: {exc}", url=url) from exc
+        body = await resp.content.read(64 * 1024)
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        body = b""
+    raise s3_error(resp.status, body.decode("utf-8", "replace"), url)

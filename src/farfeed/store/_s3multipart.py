@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
+from xml.sax.saxutils import escape
 
-from farfeed.store._s3errors import s3_errors
+from farfeed.errors import StoreError
+from farfeed.store._s3errors import s3_error, xml_text
+
+
+class _Reply(Protocol):
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class S3Calls(Protocol):
+    """What an upload needs of the store: `farfeed.store.s3.S3Store.call`."""
+
+    async def call(
+        self,
+        method: str,
+        key: str,
+        display: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> _Reply: ...
 
 
 class MultipartUpload:
     """Parts go up as tasks, at most ``concurrency`` at once; `complete` joins them in order."""
 
     def __init__(
-        self, client: Any, bucket: str, key: str, upload_id: str, display: str, concurrency: int
+        self, store: S3Calls, key: str, upload_id: str, display: str, concurrency: int
     ) -> None:
-        self.client, self.bucket, self.key = client, bucket, key
-        self.upload_id, self.display, self.concurrency = upload_id, display, concurrency
-        self._tasks: list[asyncio.Future[dict[str, Any]]] = []
+        self.store, self.key, self.upload_id = store, key, upload_id
+        self.display, self.concurrency = display, concurrency
+        self._tasks: list[asyncio.Future[str]] = []
 
     @classmethod
     async def start(
-        cls, client: Any, bucket: str, key: str, display: str, concurrency: int
+        cls, store: S3Calls, key: str, display: str, concurrency: int
     ) -> MultipartUpload:
-        async with s3_errors(display):
-            resp = await client.create_multipart_upload(Bucket=bucket, Key=key)
-        return cls(client, bucket, key, resp["UploadId"], display, concurrency)
+        """``CreateMultipartUpload``: the upload's id, nothing visible yet."""
+        reply = await store.call("POST", key, display, query={"uploads": ""})
+        upload_id = xml_text(reply.body.decode("utf-8", "replace"), "UploadId")
+        if not upload_id:
+            raise StoreError("S3 started a multipart upload but sent no UploadId", url=display)
+        return cls(store, key, upload_id, display, concurrency)
 
     async def send(self, data: bytes) -> None:
         """Queue the next part; waits while ``concurrency`` parts are in flight."""
@@ -36,28 +61,32 @@ class MultipartUpload:
                 task.result()  # raise the first failure early
         self._tasks.append(asyncio.ensure_future(self._part(len(self._tasks) + 1, data)))
 
-    async def _part(self, number: int, data: bytes) -> dict[str, Any]:
-        async with s3_errors(f"{self.display} (part {number})"):
-            resp = await self.client.upload_part(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-        return {"ETag": resp["ETag"], "PartNumber": number}
+    async def _part(self, number: int, data: bytes) -> str:
+        """``UploadPart`` number ``number``; its ETag (the complete call lists them)."""
+        reply = await self.store.call(
+            "PUT",
+            self.key,
+            f"{self.display} (part {number})",
+            query={"partNumber": str(number), "uploadId": self.upload_id},
+            body=data,
+        )
+        return reply.headers.get("ETag", "")
 
     async def complete(self) -> int:
         """Wait for every part, then make the object visible in one step; returns the part count."""
-        parts = list(await asyncio.gather(*self._tasks))
-        async with s3_errors(self.display):
-            await self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        return len(parts)
+        etags = list(await asyncio.gather(*self._tasks))
+        listed = "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{escape(tag)}</ETag></Part>"
+            for n, tag in enumerate(etags, start=1)
+        )
+        body = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
+        reply = await self.store.call(
+            "POST", self.key, self.display, query={"uploadId": self.upload_id}, body=body
+        )
+        text = reply.body.decode("utf-8", "replace")
+        if "<Error>" in text:  # S3 may fail a complete after its 200 status line
+            raise s3_error(500, text, self.display)
+        return len(etags)
 
     async def abort(self) -> None:
         """Cancel parts in flight and abort, so nothing partial is left; errors here are dropped."""
@@ -65,9 +94,8 @@ class MultipartUpload:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            async with s3_errors(self.display):
-                await self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-                )
+            await self.store.call(
+                "DELETE", self.key, self.display, query={"uploadId": self.upload_id}
+            )
         except Exception:
             pass  # the lifecycle rule on the bucket (or the server) cleans up

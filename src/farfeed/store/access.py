@@ -12,7 +12,8 @@ Every public entry point that reaches a store (`farfeed.Dataset`, `farfeed.check
   PEM bundle; or ``store_options={"ssl": ...}``: a CA file, an `ssl.SSLContext`, or
   False to skip the check on a self-signed test server), else ``SSL_CERT_FILE`` for
   ``https://`` URLs, else the system's CA bundle. For ``s3://`` an explicit ``ca_file``
-  applies; without one, botocore's own rules do (``AWS_CA_BUNDLE``).
+  applies; without one, ``AWS_CA_BUNDLE``, else ``SSL_CERT_FILE`` (for an https
+  endpoint), else the system's CA bundle (`farfeed.store.s3.S3Store`).
 
 >>> access_options("https://storage:8470/imagenet", token="3f9c…", ca_file="site-ca.pem")
 {'token': '3f9c…', 'ssl': 'site-ca.pem'}

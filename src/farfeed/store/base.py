@@ -141,6 +141,12 @@ class Store(abc.ABC):
         if k != len(ranges):
             raise TransientError(f"response ended after {k} of {len(ranges)} ranges", url=self.url)
 
+    async def connect_ahead(self) -> None:
+        """Start opening a connection for the next read, without waiting for it (the
+        loader calls this while it plans its first request, so the handshake's round
+        trips overlap that work). Default: nothing; errors surface in that read."""
+        return None
+
     @abc.abstractmethod
     async def write(self, path: str, data: Chunk) -> None:
         """Write ``data`` as the whole object ``path``, atomically: readers see the old

@@ -189,6 +189,10 @@ class GatewayStore(GatewayUploads):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def connect_ahead(self) -> None:
+        """Open a batch-get connection now, ahead of the first `read_into` (see `Store.connect_ahead`)."""
+        self._raw.connect_ahead()
+
     async def _plan(
         self, ranges: Sequence[ByteRange]
     ) -> tuple[list[tuple[str, int, int]], list[list[int]], int]:

@@ -6,7 +6,7 @@ import ssl as _ssl
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from farfeed.errors import ConfigError
@@ -15,8 +15,9 @@ from farfeed.store.base import Store
 from farfeed.store.local import LocalStore
 from farfeed.store.options import StoreOptions
 
-#: A gateway's ``/_farfeed/info`` when already known (`Store.gateway_info`), else None.
-GatewayInfo = Mapping[str, Any] | None
+#: A gateway's ``/_farfeed/info`` when already known (`Store.gateway_info`); False when
+#: the URL is known not to be a gateway (a static server); None when not known.
+GatewayInfo = Mapping[str, Any] | Literal[False] | None
 
 
 async def _open_local(url: str, options: StoreOptions, gateway_info: GatewayInfo) -> Store:
@@ -25,7 +26,7 @@ async def _open_local(url: str, options: StoreOptions, gateway_info: GatewayInfo
 
 async def _open_http(url: str, options: StoreOptions, gateway_info: GatewayInfo) -> Store:
     """A farfeed gateway if ``GET /_farfeed/info`` says so (or ``gateway_info`` is already
-    known), else a static HTTP server.
+    known), else a static HTTP server (``gateway_info=False``: without asking).
 
     A token may ride in the URL (``http://:TOKEN@host:8470/imagenet``); it is this URL's
     token, used before ``token`` (`farfeed.store.access` refuses the two disagreeing).
@@ -38,6 +39,8 @@ async def _open_http(url: str, options: StoreOptions, gateway_info: GatewayInfo)
     if in_url:
         options = replace(options, token=in_url)
 
+    if gateway_info is False:
+        return HttpStore(url, options=options)
     info = dict(gateway_info) if gateway_info is not None else await probe_gateway(url, options)
     if info is not None:
         return GatewayStore(url, options=options, info=info)
@@ -127,7 +130,9 @@ def open_store(
       ``s3://``; None reads the ``AWS_*`` environment variables.
     - ``gateway_info``: what opening this URL before learned (`Store.gateway_info`); with
       it, an http(s) URL opens as a gateway without the probe's round trip (DataLoader
-      workers use this).
+      workers use this). False: open it as a static server, without the probe (plain
+      range GETs, which a gateway answers too: `farfeed.Dataset` reads the index so while
+      the probe runs).
 
     The same settings as a value: `StoreOptions`. `farfeed.Dataset`, `farfeed.checkpoint`
     and `farfeed.weights` call this with ``token=``, ``ca_file=`` and their environment

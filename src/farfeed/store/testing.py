@@ -58,12 +58,21 @@ class S3Endpoint:
 
 @contextmanager
 def serve_s3(
-    root: Path, *, access_key: str = "farfeed-test", secret_key: str = "farfeed-secret"
+    root: Path,
+    *,
+    access_key: str = "farfeed-test",
+    secret_key: str = "farfeed-secret",
+    cert: Path | None = None,
+    key: Path | None = None,
 ) -> Iterator[S3Endpoint]:
-    """Run ``rclone serve s3`` over ``root`` (each top-level folder is a bucket) on a free port."""
+    """Run ``rclone serve s3`` over ``root`` (each top-level folder is a bucket) on a free port.
+
+    With ``cert`` and ``key`` (PEM files) it serves https.
+    """
     args = ["serve", "s3", str(root), "--auth-key", f"{access_key},{secret_key}", "--etag-hash", ""]
-    with _rclone(args, root) as url:
-        yield S3Endpoint(url, access_key, secret_key)
+    tls = ["--cert", str(cert), "--key", str(key)] if cert and key else []
+    with _rclone([*args, *tls], root) as url:
+        yield S3Endpoint(url.replace("http://", "https://") if tls else url, access_key, secret_key)
 
 
 @contextmanager

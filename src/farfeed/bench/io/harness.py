@@ -2,11 +2,13 @@
 
     farfeed bench io --rtt-ms 0,15,50,100 --demand 0.9 --scale 0.1 --json bench-out/io.json
 
-Storage site: a `GatewayProcess` serving a synthetic dataset of fixed-size samples.
-Between: a `WanProcess` (farfeed wan) with the RTT under test and a bandwidth set so
-the accelerator's demand is ``demand`` x the link. GPU site: each trial runs in its own
-process (`farfeed.bench.io.trial`): farfeed's Dataset + DataLoader, or the baseline (a map-style
-Dataset with one HTTP GET per sample). RTT 0 is the local reference for AU relative.
+Storage site: a `GatewayProcess` serving a synthetic dataset of fixed-size samples
+(``--paths`` adds the gateway in front of an S3 store, and the loader reading the S3
+store directly: `farfeed.bench.io.sites`). Between: a `WanProcess` (farfeed wan) with the
+RTT under test and a bandwidth set so the accelerator's demand is ``demand`` x the link.
+GPU site: each trial runs in its own process (`farfeed.bench.io.trial`): farfeed's
+Dataset + DataLoader, or the baseline (a map-style Dataset with one HTTP GET per sample,
+against the disk gateway). RTT 0 is the local reference for AU relative.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from farfeed.bench.io.accelerator import PROFILES, Profile
 from farfeed.bench.io.data import make_fixed_size_dataset
+from farfeed.bench.io.sites import LABELS, check_paths, storage_sites
 from farfeed.bench.io.trial import TrialSpec
 from farfeed.errors import ConfigError, FarfeedError
 
@@ -50,8 +53,12 @@ class IoBenchConfig:
     repeats: int = 1
     max_seconds: float = 40.0
     work: Path = field(default=Path("bench-out/io"))
+    paths: tuple[str, ...] = ("gateway",)  # storage paths: gateway, gateway-s3, s3
+    cache_mib: int = 1024  # gateway-s3: block cache
+    block_mib: float = 8.0  # gateway-s3: bytes per store read
 
     def __post_init__(self) -> None:
+        check_paths(self.paths)
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
         if not 0 < self.demand <= 1:
@@ -202,6 +209,7 @@ def run_behind_link(
             "loader": result["loader_cpu_s"] / elapsed,
             "gateway": (process_cpu(gateway.pid) - before[1]) / elapsed,
             "wan": (process_cpu(wan.pid) - before[2]) / elapsed,
+            "elapsed_s": elapsed,
         }
     finally:
         wan.stop()
@@ -215,10 +223,20 @@ def _row(
     demand: float,
     result: dict[str, Any],
     cpu: dict[str, float],
+    *,
+    path: str = "gateway",
+    store_requests: int | None = None,
 ) -> dict[str, Any]:
     wall = max(result["wall_s"], 1e-9)
+    delivered = result["batches"] * cfg.accelerator.batch_size  # warm-up included, as the CPU
+    gb = max(delivered * cfg.accelerator.sample_bytes / 1e9, 1e-12)
     return {
         "loader": loader,
+        "path": path,
+        "store_requests": store_requests,
+        "store_requests_per_1k": None if store_requests is None else store_requests * 1000 / max(delivered, 1),
+        "gateway_cpu_s_per_gb": cpu["gateway"] * cpu["elapsed_s"] / gb,
+        "loader_cpu_s_per_gb": cpu["loader"] * cpu["elapsed_s"] / gb,
         "rtt_ms": rtt_ms,
         "demand": demand,
         "link_mb_s": cfg.link_bandwidth / 1e6,
@@ -247,36 +265,40 @@ def _row(
 def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Every trial of the configuration (repeats interleaved); one row per configuration,
     medians over repeats, with AU relative to the same loader at RTT 0."""
-    from farfeed.server.process import GatewayProcess
     from farfeed.wan import Link
 
     acc = cfg.accelerator
     samples = int((cfg.batches + 2) * acc.batch_size * 1.05)
     root = cfg.work / "root"
     make_fixed_size_dataset(root / DATASET, samples=samples, sample_bytes=acc.sample_bytes)
-    plan: list[tuple[str, float, float]] = []  # (loader, rtt_ms, demand)
+    plan: list[tuple[str, str, float, float]] = []  # (path, loader, rtt_ms, demand)
     for rtt in cfg.rtts_ms:
-        plan.append(("farfeed", rtt, cfg.demand))
-        if cfg.baseline:
-            plan.append(("baseline", rtt, cfg.demand))
-    if cfg.overload:
-        plan += [("farfeed", rtt, cfg.overload) for rtt in cfg.overload_rtts_ms]
-    runs: dict[tuple[str, float, float], list[dict[str, Any]]] = {p: [] for p in plan}
+        for path in cfg.paths:
+            plan.append((path, "farfeed", rtt, cfg.demand))
+            if cfg.baseline and path == "gateway":
+                plan.append((path, "baseline", rtt, cfg.demand))
+    if cfg.overload and "gateway" in cfg.paths:
+        plan += [("gateway", "farfeed", rtt, cfg.overload) for rtt in cfg.overload_rtts_ms]
+    runs: dict[tuple[str, str, float, float], list[dict[str, Any]]] = {p: [] for p in plan}
     say(
         f"profile {acc.name} x{cfg.scale:g}: {acc.batch_size} x {acc.sample_bytes:,} B per "
         f"{acc.compute_s} s = {acc.demand / 1e6:.1f} MB/s; link {cfg.link_bandwidth / 1e6:.1f} MB/s"
     )
-    with GatewayProcess.start(root) as gateway:
+    with storage_sites(cfg.paths, root, DATASET, cache_mib=cfg.cache_mib, block_mib=cfg.block_mib) as sites:
         for repeat in range(cfg.repeats):
-            for loader, rtt, demand in plan:
+            for path, loader, rtt, demand in plan:
                 compute = acc.compute_s * cfg.demand / demand  # more demand: less compute per batch
                 link = Link(rtt=rtt / 1000, bandwidth=cfg.link_bandwidth, window=cfg.window)
+                site = sites[path]
 
                 def make_spec(base: str, loader: str = loader, compute: float = compute,
-                              repeat: int = repeat) -> TrialSpec:  # fmt: skip
+                              repeat: int = repeat, site: Any = site) -> TrialSpec:  # fmt: skip
+                    url, options = site.dataset(base)
                     return TrialSpec(
                         loader=loader,
-                        url=f"{base}/{DATASET}",
+                        url=url,
+                        store_options=options,
+                        shuffle_block=site.shuffle_block,
                         sample_bytes=acc.sample_bytes,
                         batch_size=acc.batch_size,
                         compute_s=compute,
@@ -288,22 +310,28 @@ def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> l
                         max_seconds=cfg.max_seconds,
                     )
 
+                site.fresh()
+                asked = site.store_requests()
                 result, cpu = run_behind_link(
-                    gateway, link, make_spec, timeout=cfg.max_seconds * 4 + 120
+                    site.upstream, link, make_spec, timeout=cfg.max_seconds * 4 + 120
                 )
-                row = _row(cfg, loader, rtt, demand, result, cpu)
-                runs[(loader, rtt, demand)].append(row)
+                now = site.store_requests()
+                requests = None if now is None or asked is None else now - asked
+                row = _row(cfg, loader, rtt, demand, result, cpu, path=path, store_requests=requests)
+                runs[(path, loader, rtt, demand)].append(row)
+                per_k = "" if requests is None else f", {row['store_requests_per_1k']:.0f} store req/1k"
                 say(
-                    f"  {loader:>8} rtt {rtt:g} ms demand {demand:g}: AU {row['au']:.3f}, "
-                    f"{row['mb_per_s']:.1f} MB/s, first batch {row['first_batch_s']:.2f} s"
+                    f"  {LABELS[path]:>14} {loader:>8} rtt {rtt:g} ms demand {demand:g}: AU "
+                    f"{row['au']:.3f}, {row['mb_per_s']:.1f} MB/s, first batch "
+                    f"{row['first_batch_s']:.2f} s{per_k}"
                 )
     return _summarise(cfg, plan, runs)
 
 
 def _summarise(
     cfg: IoBenchConfig,
-    plan: list[tuple[str, float, float]],
-    runs: dict[tuple[str, float, float], list[dict[str, Any]]],
+    plan: list[tuple[str, str, float, float]],
+    runs: dict[tuple[str, str, float, float], list[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     rows = []
     for key in plan:
@@ -312,12 +340,14 @@ def _summarise(
             k: median(r[k] for r in group) if isinstance(v, (int, float)) else v
             for k, v in group[0].items()
         }
-        row.update(loader=key[0], rtt_ms=key[1], demand=key[2], repeats=len(group))
+        row.update(path=key[0], loader=key[1], rtt_ms=key[2], demand=key[3], repeats=len(group))
         row["au_runs"] = [r["au"] for r in group]
         rows.append(row)
-    local = {r["loader"]: r["au"] for r in rows if r["rtt_ms"] == 0 and r["demand"] == cfg.demand}
+    local = {
+        (r["path"], r["loader"]): r["au"] for r in rows if r["rtt_ms"] == 0 and r["demand"] == cfg.demand
+    }
     for row in rows:
-        ref = local.get(row["loader"]) if row["demand"] == cfg.demand else None
+        ref = local.get((row["path"], row["loader"])) if row["demand"] == cfg.demand else None
         row["au_relative"] = row["au"] / ref if ref else None
     return rows
 
@@ -326,16 +356,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table (also valid Markdown)."""
     head = (
         "| loader | RTT ms | demand/link | AU | AU rel. | samples/s | MB/s | link used | stall s "
-        "| 1st batch s | peak RSS MB | anon MB ready→peak | held MB | CPU loader/gw/wan |"
+        "| 1st batch s | peak RSS MB | anon MB ready→peak | held MB | CPU loader/gw/wan "
+        "| storage path | store req/1k samples | CPU s/GB loader/gw |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         rel = "-" if r["au_relative"] is None else f"{r['au_relative']:.3f}"
+        per_k = "-" if r["store_requests_per_1k"] is None else f"{r['store_requests_per_1k']:.1f}"
         lines.append(
             f"| {r['loader']} | {r['rtt_ms']:g} | {r['demand']:g} | {r['au']:.3f} | {rel} "
             f"| {r['samples_per_s']:.0f} | {r['mb_per_s']:.1f} | {r['link_utilisation']:.2f} "
             f"| {r['stall_s']:.2f} | {r['first_batch_s']:.2f} | {r['peak_rss_mb']:.0f} "
             f"| {r['ready_anon_mb']:.0f}→{r['peak_anon_mb']:.0f} | {r['peak_held_mb']:.0f} "
-            f"| {r['loader_cores']:.2f}/{r['gateway_cores']:.2f}/{r['wan_cores']:.2f} |"
+            f"| {r['loader_cores']:.2f}/{r['gateway_cores']:.2f}/{r['wan_cores']:.2f} "
+            f"| {LABELS[r['path']]} | {per_k} "
+            f"| {r['loader_cpu_s_per_gb']:.1f}/{r['gateway_cpu_s_per_gb']:.1f} |"
         )
     return "\n".join(lines)

@@ -61,10 +61,18 @@ class MemorySampler:
         self.peak_rss, self.peak_anon = max(self.peak_rss, rss), max(self.peak_anon, anon)
         return rss, anon
 
-    def start(self) -> MemorySampler:
+    def start(self, *, background: bool = True) -> MemorySampler:
+        """Take the first sample; with ``background``, then one every ``interval`` in a
+        thread (else from `start_background`)."""
         self.start_anon = self.sample()[1]
-        self._thread.start()
+        if background:
+            self.start_background()
         return self
+
+    def start_background(self) -> None:
+        """Sample every ``interval`` seconds in a thread from now on (once)."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -72,7 +80,8 @@ class MemorySampler:
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         return {
             "peak_rss_mb": self.peak_rss / MB,
             "peak_anon_mb": self.peak_anon / MB,
