@@ -95,7 +95,9 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
       one range GET: N times fewer requests, for stores that cap request rates or cost
       CPU per request. A batch then holds ``batch_size / N`` independent runs: pack the
       data in random order (``farfeed pack images --shuffle``) so that neighbours are
-      unrelated. A job resumes only with the same world size.
+      unrelated, and use a ``batch_size`` that is a multiple of N (DataLoader workers
+      take whole batches in turn, so other sizes cut runs in two). A job resumes only
+      with the same world size.
     - ``seed``: the permutation's seed; the epoch (`set_epoch`) varies it.
     - ``uneven``: when the split does not divide by the world size, ``"pad"`` repeats the
       epoch's first samples so every rank gets as many; ``"drop"`` leaves out the last
