@@ -212,3 +212,28 @@ def test_bad_bucket_setups_are_refused_before_serving(tmp_path: Path) -> None:
             options.check()
     with pytest.raises(ConfigError, match="at least one block"):
         BucketSettings(cache_bytes=MiB, block_bytes=8 * MiB)
+
+
+def test_two_gateway_processes_front_one_bucket_and_a_loader_spreads_over_both(
+    served: Path, store: CountingProxy, keys_env: dict[str, str]
+) -> None:
+    """Several gateways over one bucket (here a ``--workers 2`` gateway and a second one,
+    each process with its own cache): a `Dataset` spread over both gets every sample once,
+    with the bytes of the shard files, and both gateways served some of it."""
+    flags = ["--s3-endpoint-url", store.url, "--cache-mib", "16", "--block-mib", "1"]
+    with GatewayProcess.start("s3://bucket", options=flags, env=keys_env, workers=2) as a, \
+            GatewayProcess.start("s3://bucket", options=flags, env=keys_env) as b:  # fmt: skip
+        ds = Dataset(f"{a.url}/ds", replicas=[f"{b.url}/ds"], spread=True, seed=3)
+        got = list(ds)
+        assert_exactly_once(keys(got), served / "bucket" / "ds")
+        assert_source_bytes(got, served / "bucket" / "ds")
+
+        def batches(url: str) -> float:  # the line appears with the first batch answered
+            _, _, body = call(url, "GET", "/metrics")
+            found = [ln for ln in body.decode().splitlines()
+                     if ln.startswith('farfeed_requests_total{endpoint="batch",status="200"} ')]  # fmt: skip
+            return float(found[0].split()[1]) if found else 0.0
+
+        assert batches(b.url) > 0
+        # /metrics of a --workers gateway is one worker's: ask a few times, on new connections
+        assert max(batches(a.url) for _ in range(12)) > 0
