@@ -152,6 +152,8 @@ def test_block_shuffle_state_refuses_another_world_size(served: Path) -> None:
         Dataset(root, seed=1, shuffle_block=4, rank=0, world_size=3).load_state_dict(state)
     with pytest.raises(ConfigError, match="shuffle_block"):
         Dataset(root, seed=1, rank=0, world_size=2).load_state_dict(state)
+    with pytest.raises(ConfigError, match="smaller shuffle_block"):  # runs of ~160 MB
+        Dataset(str(served / "bucket" / "big"), shuffle_block=1000, memory_budget=64 << 20)
     again = Dataset(root, seed=1, shuffle_block=4, rank=0, world_size=2)
     again.load_state_dict(state)
     assert keys(list(again)) == keys(list(Dataset(root, seed=1, shuffle_block=4, rank=0,

@@ -213,6 +213,14 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
         self.sampler = Sampler(
             self.source.ids, seed=seed, shuffle=shuffle, uneven=uneven, block=shuffle_block
         )
+        run_bytes = shuffle_block * self.source.mean_bytes
+        if shuffle_block > 1 and run_bytes > memory_budget // 4:
+            raise ConfigError(
+                f"shuffle_block={shuffle_block} makes runs of ~{run_bytes / 2**20:.0f} MiB "
+                f"(samples average {self.source.mean_bytes:,} bytes), more than a quarter of "
+                f"memory_budget={memory_budget:,}: requests hold whole runs, so use a smaller "
+                "shuffle_block or a larger memory_budget"
+            )
         self.epoch = 0
         self._start = 0  # global position the next iteration starts from (load_state_dict)
         self._consumed = 0  # global position reached by an in-process iteration
