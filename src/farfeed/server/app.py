@@ -23,12 +23,31 @@ from farfeed.server.auth import TokenTable, auth_middleware
 from farfeed.server.connections import connection_middleware
 from farfeed.server.context import GATEWAY, METRICS, Gateway
 from farfeed.server.limits import ServerLimits
-from farfeed.server.metrics import metrics_middleware
+from farfeed.server.metrics import Metrics, metrics_middleware
 from farfeed.server.paths import GatewayPaths, url_path_middleware
 from farfeed.server.reclaim import SWEEP_INTERVAL, sweep
 from farfeed.server.responses import error_middleware
 
 log = logging.getLogger("farfeed.server")
+
+
+def gateway_application(
+    metrics: Metrics, *, hide: list[str], tokens: TokenTable | None, limits: ServerLimits
+) -> web.Application:
+    """An empty application with what every gateway runs before a handler (connection
+    limits, metrics, errors that never show the strings in ``hide``, path checks, and
+    tokens when given), ``metrics`` at `METRICS`; the caller adds its state and routes."""
+    middlewares: list[Middleware] = [
+        connection_middleware,
+        metrics_middleware(metrics),
+        error_middleware(hide),
+        url_path_middleware,
+    ]
+    if tokens is not None:
+        middlewares.append(auth_middleware(tokens))
+    app = web.Application(middlewares=middlewares, client_max_size=limits.max_batch_body)
+    app[METRICS] = metrics
+    return app
 
 
 def create_app(
@@ -44,17 +63,8 @@ def create_app(
         raise ConfigError(f"limits must be a ServerLimits, got {limits!r}")
     gw = Gateway(paths=GatewayPaths(root), limits=limits)
     hide = [gw.paths.root, str(root), os.path.abspath(root)]  # never in an answer
-    middlewares: list[Middleware] = [
-        connection_middleware,
-        metrics_middleware(gw.metrics),
-        error_middleware(hide),
-        url_path_middleware,
-    ]
-    if tokens is not None:
-        middlewares.append(auth_middleware(tokens))
-    app = web.Application(middlewares=middlewares, client_max_size=limits.max_batch_body)
+    app = gateway_application(gw.metrics, hide=hide, tokens=tokens, limits=limits)
     app[GATEWAY] = gw
-    app[METRICS] = gw.metrics
     _add_routes(app.router)
     app.cleanup_ctx.append(_sweeper)
     return app

@@ -23,20 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from farfeed import __version__
-from farfeed.server.auth import TokenTable, auth_middleware, needs
+from farfeed.server.app import gateway_application
+from farfeed.server.auth import TokenTable, needs
 from farfeed.server.batch import CONTENT_TYPE, parse_batch
 from farfeed.server.batch_sendfile import FRAME, TRAILER
 from farfeed.server.bucket import Bucket, BucketSettings, is_bucket_url, store_errors
-from farfeed.server.connections import connection_middleware
-from farfeed.server.context import METRICS
 from farfeed.server.limits import ServerLimits
-from farfeed.server.metrics import Metrics, metrics_middleware
+from farfeed.server.metrics import Metrics
 from farfeed.server.objects import API_VERSION, parse_range
-from farfeed.server.paths import RESERVED, check_prefix, split_path, url_path_middleware
-from farfeed.server.responses import ApiError, error_middleware, json_response
+from farfeed.server.paths import RESERVED, check_prefix, split_path
+from farfeed.server.responses import ApiError, json_response
 from farfeed.store import Store
 from farfeed.store.access import redact_url
 
@@ -91,17 +89,8 @@ def create_bucket_app(
     shown = redact_url(url)
     gw = BucketGateway(shown, settings, limits)
     hide = [shown, url, *(u for u in [settings.endpoint_url] if u)]  # never in an answer
-    middlewares: list[Middleware] = [
-        connection_middleware,
-        metrics_middleware(gw.metrics),
-        error_middleware(hide),
-        url_path_middleware,
-    ]
-    if tokens is not None:
-        middlewares.append(auth_middleware(tokens))
-    app = web.Application(middlewares=middlewares, client_max_size=limits.max_batch_body)
+    app = gateway_application(gw.metrics, hide=hide, tokens=tokens, limits=limits)
     app[BUCKET_GATEWAY] = gw
-    app[METRICS] = gw.metrics
     _add_routes(app.router)
 
     async def store_context(app: web.Application) -> AsyncIterator[None]:
