@@ -114,8 +114,8 @@ def main() -> None:
     for p in ds_dir.iterdir():
         p.read_bytes()
     index = SampleIndex.load(ds_dir)
-    rows: dict[str, list[float]] = {"floor": [], "blocking": [], "blocking-nohash": [],
-                                    "farfeed": []}  # fmt: skip
+    rows: dict[str, list[float]] = {"floor": [], "floor-store": [], "blocking": [],
+                                    "blocking-nohash": [], "farfeed": []}  # fmt: skip
     mbs: dict[str, list[float]] = {k: [] for k in rows}
     with GatewayProcess.start(root) as gw:
         host, port = gw.url.split("//")[1].split(":")
@@ -123,8 +123,10 @@ def main() -> None:
         for r in range(args.repeats):
             for mode in rows:
                 c0, t0 = cpu(), time.monotonic()
-                if mode == "floor":
-                    n = read_shards(gw.url + "/ds", shards, connections=1, on_bytes=lambda n: None)
+                if mode.startswith("floor"):
+                    into = _ARENA if mode == "floor-store" else None
+                    n = read_shards(gw.url + "/ds", shards, connections=1, on_bytes=lambda n: None,
+                                    into=into)  # fmt: skip
                 elif mode.startswith("blocking"):
                     n = blocking_epoch(host, int(port), "ds", index, seed=r,
                                        verify=mode == "blocking")  # fmt: skip

@@ -63,7 +63,7 @@ async def test_gateway_bytes_land_in_place_in_order(files: Files, gateway_url: s
             got, landed = await read(store, ranges)
             assert got == expected(files, ranges)
             assert landed == list(range(count))  # one batch-get: frames arrive in order
-        assert len(store._raw._idle) == 1  # one keep-alive connection served all three
+        assert len(store._raw._pool._idle) == 1  # one keep-alive connection served all three
 
 
 async def test_local_and_http_stores_fill_the_same_buffers(files: Files, gateway_root: Path) -> None:

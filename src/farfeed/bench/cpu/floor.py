@@ -39,9 +39,15 @@ def read_shards(
     connections: int,
     on_bytes: Callable[[int], None],
     buffer: int = BUFFER,
+    into: memoryview | None = None,
 ) -> int:
     """GET every ``url/SHARD`` whole, over ``connections`` keep-alive sockets (threads taking
-    shards from one queue); ``on_bytes(n)`` after each ``recv_into``. Bytes of bodies read."""
+    shards from one queue); ``on_bytes(n)`` after each ``recv_into``. Bytes of bodies read.
+
+    ``into`` (one connection): each body lands in its own place there (wrapping round), as a
+    loader's bytes must, instead of every ``recv_into`` reusing the same cache-warm
+    ``buffer``: the storing floor, the kernel's copy into memory that is not in cache.
+    Pass memory already touched once (as a loader's arena is), or page faults are counted."""
     host, port = host_port(url)
     base = urlsplit(url).path.rstrip("/")
     todo: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -52,10 +58,14 @@ def read_shards(
 
     def worker() -> None:
         try:
-            totals.append(_pull(host, port, todo, on_bytes, bytearray(buffer)))
+            keep = into is not None
+            buf = into if into is not None else memoryview(bytearray(buffer))
+            totals.append(_pull(host, port, todo, on_bytes, buf, keep))
         except BaseException as exc:  # re-raised below, in the caller's thread
             errors.append(exc)
 
+    if into is not None and connections != 1:
+        raise FarfeedError("a storing floor reads over one connection (connections=1)")
     threads = [threading.Thread(target=worker) for _ in range(max(1, connections))]
     for t in threads:
         t.start()
@@ -71,10 +81,10 @@ def _pull(
     port: int,
     todo: queue.SimpleQueue[str],
     on_bytes: Callable[[int], None],
-    buf: bytearray,
+    view: memoryview,
+    keep: bool = False,
 ) -> int:
-    view = memoryview(buf)
-    total = 0
+    total = at = 0
     with socket.create_connection((host, port)) as sock:
         while True:
             try:
@@ -88,7 +98,13 @@ def _pull(
                 on_bytes(len(body))
             left = length - len(body)
             while left:
-                n = sock.recv_into(view, min(left, len(view)))
+                if keep:
+                    if at + min(left, BUFFER) > len(view):
+                        at = 0
+                    n = sock.recv_into(view[at:], min(left, len(view) - at), socket.MSG_WAITALL)
+                    at += n
+                else:
+                    n = sock.recv_into(view, min(left, len(view)))
                 if n == 0:
                     raise FarfeedError(f"connection closed with {left} bytes of {path} unread")
                 left -= n
