@@ -158,3 +158,45 @@ def test_decode_images_on_the_cpu_matches_decode_image(tmp_path: Path, train: bo
             assert torch.equal(a, b)
     else:  # random crops differ from the eval view, but the pixels are normalised alike
         assert abs(float(torch.stack([a for a, _ in got]).mean())) < 1.0
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [[0], [0], [0]],  # one member each, one extension: the shortcut
+        [[1], [0], [1]],  # one member each, two extensions
+        [[0, 1], [], [1]],  # two, none, one: the general path
+        [[0, 0], [1], []],  # as many members as samples, but not one each
+    ],
+)
+def test_member_tables_shortcut_equals_the_general_path(members: list[list[int]]) -> None:
+    """Each sample's member table row, computed one by one, equals the vectorised one."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from farfeed.loader.batch import _member_tables
+
+    starts = np.cumsum([0] + [len(m) for m in members])
+    exts = [e for m in members for e in m]
+    index = SimpleNamespace(
+        member_start=np.asarray(starts, dtype=np.int64),
+        member_ext=np.asarray(exts, dtype=np.int64),
+        member_offset=np.asarray([512 * (k + 1) for k in range(len(exts))], dtype=np.int64),
+        member_size=np.asarray([10 + k for k in range(len(exts))], dtype=np.int64),
+        extensions=["jpg", "cls"],
+    )
+    ids = np.arange(len(members))
+    offsets = np.asarray([0, 5000, 9000, 20000], dtype=np.int64)
+    tables = _member_tables(index, ids, offsets)
+    for ext_id, ext in enumerate(index.extensions):
+        want = [[-1, -1] for _ in members]
+        for k, m in enumerate(members):
+            for j, e in enumerate(m):  # the last member of an extension wins, as in the index
+                if e == ext_id:
+                    at = starts[k] + j
+                    want[k] = [int(offsets[k] + index.member_offset[at]), int(index.member_size[at])]
+        if any(row != [-1, -1] for row in want):
+            assert tables[ext].tolist() == want
+        else:
+            assert ext not in tables

@@ -74,3 +74,23 @@ def test_window_starts_with_the_first_request_then_follows_rate_times_rtt() -> N
     assert MIN_REQUEST <= w.request_bytes() <= MAX_REQUEST
     w.rate = 1e12
     assert w.update() == 256 * 2**20  # never past the budget
+
+
+@pytest.mark.parametrize("unit", [1, 3, 8])
+def test_the_whole_request_lookup_cuts_as_the_sample_by_sample_walk(unit: int) -> None:
+    """`Planner(spans=..., sizes=...)` (what `SampleSource` gives) plans the same requests."""
+    rng = np.random.default_rng(unit)
+    sizes = rng.integers(0, 5000, size=500).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    spans = [ByteRange(f"s{i % 3}", int(offsets[i]), int(sizes[i])) for i in range(500)]
+    ids = rng.permutation(500).astype(np.int64)[:400]
+    one = Planner(ids, spans.__getitem__, unit=unit, merge=False, start=7)
+    bulk = Planner(ids, spans.__getitem__, unit=unit, merge=False, start=7, sizes=sizes,
+                   spans=lambda chosen: [spans[i] for i in chosen.tolist()])  # fmt: skip
+    while not one.done:
+        want = int(rng.integers(1, 40_000))
+        items = int(rng.integers(1, 30))
+        a, b = one.take(want, max_items=items), bulk.take(want, max_items=items)
+        assert a is not None and b is not None
+        assert (a.first, a.ids.tolist(), a.spans, a.nbytes) == (b.first, b.ids.tolist(), b.spans, b.nbytes)
+    assert bulk.done and bulk.position == one.position

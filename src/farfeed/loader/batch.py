@@ -186,12 +186,18 @@ def _member_tables(index: Any, ids: np.ndarray, offsets: np.ndarray) -> dict[str
     """Extension -> ``[n, 2]`` (start in the batch's data, length), -1 where absent (vectorised)."""
     first, last = index.member_start[ids].astype(np.int64), index.member_start[ids + 1].astype(np.int64)
     counts = last - first
-    owner = np.repeat(np.arange(len(ids)), counts)  # the batch position of each member
-    member = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    member += np.repeat(first, counts)  # index of each member in the index's member arrays
+    single = bool(len(ids)) and counts.min() == counts.max() == 1
+    if single:  # one member per sample: no fan-out
+        owner, member = np.arange(len(ids)), first
+    else:
+        owner = np.repeat(np.arange(len(ids)), counts)  # the batch position of each member
+        member = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        member += np.repeat(first, counts)  # index of each member in the index's member arrays
     exts = index.member_ext[member]
     starts = offsets[owner] + index.member_offset[member].astype(np.int64)
     sizes = index.member_size[member].astype(np.int64)
+    if single and exts.min() == exts.max():  # the common case: one table, no gaps
+        return {index.extensions[int(exts[0])]: torch.from_numpy(np.stack([starts, sizes], axis=1))}
     tables: dict[str, torch.Tensor] = {}
     for ext in np.unique(exts).tolist():
         pick = exts == ext

@@ -187,7 +187,8 @@ class Pipeline:
         if self._batched:
             # Requests of whole batches, samples back to back in order: each batch is a
             # slice of its request's buffer, which is where the socket wrote the bytes.
-            planner = Planner(self._ids, source.span, unit=self._batch_size, merge=False)
+            planner = Planner(self._ids, source.span, unit=self._batch_size, merge=False,
+                              **_bulk(source))  # fmt: skip
             if in_main:  # in-process: an arena of our own, released as batches are taken
                 own = Arenas(num_workers=1, capacity=budget)
                 batches = BatchBuffers(self._batch_size, arenas=own, shared=False, keep=self._keep)
@@ -199,7 +200,7 @@ class Pipeline:
             # Exact neighbours and repeats merge here; stores without batch-get (HTTP, S3)
             # also merge near neighbours into one range GET themselves.
             # With shuffle_block, requests hold whole runs (one range each, not cut in two).
-            planner = Planner(self._ids, source.span, gap=0, unit=self._block)
+            planner = Planner(self._ids, source.span, gap=0, unit=self._block, **_bulk(source))
             pool = BufferPool(keep_bytes=budget // 2)
             allocate, max_request = pool.allocate, None
         hold = None
@@ -270,6 +271,13 @@ class Pipeline:
                 stats.add("bytes", nbytes)
                 buffers.handed_out(lease)
                 yield batch
+
+
+def _bulk(source: Any) -> dict[str, Any]:
+    """The planner's whole-request lookups, for a source that has them (`SampleSource`)."""
+    if hasattr(source, "spans") and hasattr(source, "sizes"):
+        return {"spans": source.spans, "sizes": source.sizes}
+    return {}
 
 
 def _after_first_batch(stats: WorkerStats, *, timeout: float) -> Callable[[], bool]:

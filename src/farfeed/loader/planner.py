@@ -36,16 +36,14 @@ class Request:
     spans: list[ByteRange]
     ranges: list[ByteRange] = field(default_factory=list)
     pieces: list[Piece] = field(default_factory=list)
+    #: Bytes the samples occupy (what the consumer will hold).
+    nbytes: int = field(init=False)
+    #: Bytes the coalesced ranges carry over the link.
+    wire_bytes: int = field(init=False)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes the samples occupy (what the consumer will hold)."""
-        return sum(s.length for s in self.spans)
-
-    @property
-    def wire_bytes(self) -> int:
-        """Bytes the coalesced ranges carry over the link."""
-        return sum(r.length for r in self.ranges)
+    def __post_init__(self) -> None:
+        self.nbytes = sum(s.length for s in self.spans)
+        self.wire_bytes = sum(r.length for r in self.ranges)
 
     def buffers(self, buffer: memoryview) -> list[memoryview]:
         """``buffer`` (``wire_bytes`` long) cut into one writable view per range, in order."""
@@ -98,6 +96,8 @@ class Planner:
         ids: npt.NDArray[np.int64],
         span: Callable[[int], ByteRange],
         *,
+        spans: Callable[[npt.NDArray[np.int64]], list[ByteRange]] | None = None,
+        sizes: npt.NDArray[np.int64] | None = None,
         gap: int = 0,
         max_ranges: int = 4096,
         start: int = 0,
@@ -113,6 +113,8 @@ class Planner:
             raise ConfigError(f"start must be within 0..{len(ids)}, got {start!r}")
         self._ids = ids
         self._span = span
+        self._spans = spans
+        self._sizes = sizes
         self._gap = gap
         self._max_ranges = max_ranges
         self._pos = start
@@ -148,6 +150,8 @@ class Planner:
         if unit > 1:
             limit = max(unit, limit - limit % unit)
         first = self._pos
+        if self._spans is not None and self._sizes is not None:
+            return self._take_at_once(max_bytes, limit)
         spans: list[ByteRange] = []
         total = 0
         while self._pos < len(self._ids) and len(spans) < limit:
@@ -161,6 +165,22 @@ class Planner:
             cut = len(spans) - len(spans) % unit  # >= unit: the loop runs to one whole unit
             del spans[cut:]
             self._pos = first + cut
+        return self._request(first, spans)
+
+    def _take_at_once(self, max_bytes: int, limit: int) -> Request:
+        """`take` with the samples' sizes and spans looked up for the whole request at once
+        (the same cut as the loop above; ~1 µs per sample instead of ~10)."""
+        assert self._spans is not None and self._sizes is not None
+        first, unit, left = self._pos, self._unit, len(self._ids) - self._pos
+        ahead = self._ids[first : first + min(limit, left)]
+        totals = np.cumsum(self._sizes[ahead])
+        count = max(1, int(np.searchsorted(totals, max_bytes, side="right")), min(unit, len(ahead)))
+        if unit > 1 and count < left and count % unit:
+            count -= count % unit  # >= unit: raised to one whole unit above
+        self._pos = first + count
+        return self._request(first, self._spans(self._ids[first : self._pos]))
+
+    def _request(self, first: int, spans: list[ByteRange]) -> Request:
         if self._merge:
             ranges, pieces = merge_neighbours(spans, gap=self._gap)
         else:

@@ -128,7 +128,7 @@ class RangeReader:
             lengths = [ranges[k].length for k in todo]
             landed: list[int] = []
             sent = replicas.begin(idx, left)
-            mark = partial(self._landed, landed, sent, lengths)
+            mark = partial(self._landed, landed, sent)
             try:
                 store = await replicas.store(idx)
                 await store.read_into(
@@ -137,6 +137,7 @@ class RangeReader:
             except (TransientError, asyncio.TimeoutError) as exc:
                 arrived = set(landed)
                 got = sum(lengths[j] for j in arrived)
+                self._stats.add("wire_bytes", got)
                 replicas.end(idx, left, sent, ok=False)
                 self._remember(ranges, [k for j, k in enumerate(todo) if j in arrived], idx)
                 todo = [k for j, k in enumerate(todo) if j not in arrived]
@@ -156,6 +157,7 @@ class RangeReader:
             except BaseException:  # cancelled: the engine is closing
                 replicas.end(idx, left, sent, ok=False)
                 raise
+            self._stats.add("wire_bytes", sum(lengths))
             replicas.end(idx, left, sent, ok=True)
             replicas.succeeded(idx)
             self._log.up(self._links[idx])
@@ -168,9 +170,8 @@ class RangeReader:
                 r = ranges[k]
                 self._served.append((r.path, r.offset, r.offset + r.length, idx))
 
-    def _landed(self, landed: list[int], sent: float, lengths: list[int], j: int) -> None:
+    def _landed(self, landed: list[int], sent: float, j: int) -> None:
         """Range ``j`` of this try arrived; the first one times the round trip."""
         if not landed:
             self._window.on_first_byte(time.monotonic() - sent)
         landed.append(j)
-        self._stats.add("wire_bytes", lengths[j])

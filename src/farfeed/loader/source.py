@@ -56,12 +56,21 @@ class SampleSource:
             raise ConfigError(f"split {split!r} of dataset {url!r} has no samples")
         self.index = index
         self.url = url
-        sizes = np.asarray(index.size)[self.ids]
-        self.mean_bytes = max(1, int(sizes.mean()))
+        #: Every sample's size by id (the planner cuts requests with it).
+        self.sizes = np.asarray(index.size, dtype=np.int64)
+        self.mean_bytes = max(1, int(self.sizes[self.ids].mean()))
 
     def span(self, i: int) -> ByteRange:
         shard, offset, size = self.index.span(i)
         return ByteRange(shard, int(offset), int(size))
+
+    def spans(self, ids: npt.NDArray[np.int64]) -> list[ByteRange]:
+        """`span` of many samples at once (ids from this source's split)."""
+        index = self.index
+        names = index.shard_names
+        return [ByteRange(names[s], o, n) for s, o, n in zip(
+            index.shard[ids].tolist(), index.offset[ids].tolist(), index.size[ids].tolist(),
+            strict=True)]  # fmt: skip
 
     def check(self, i: int, data: memoryview) -> bool:
         try:

@@ -25,6 +25,10 @@ def plan_batches(
 
     A single item larger than ``max_bytes`` gets a group of its own (sent as a range GET).
     """
+    if len(items) <= max_ranges and sum(i[2] for i in items) <= max_bytes:
+        longest = max((len(p) for p in {i[0] for i in items}), default=0)
+        if len(items) * (4 * longest + 48) <= MAX_BODY_BYTES:  # (UTF-8: <= 4 bytes a char)
+            return [list(range(len(items)))] if items else []
     groups: list[list[int]] = []
     current: list[int] = []
     current_bytes = current_body = 0

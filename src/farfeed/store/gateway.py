@@ -62,6 +62,10 @@ async def probe_gateway(url: str, options: StoreOptions) -> dict[str, Any] | Non
     return info
 
 
+#: Most store paths whose gateway path `GatewayStore` remembers (a loader reads few shards).
+FULL_PATHS_KEPT = 4096
+
+
 class GatewayStore(GatewayUploads):
     """A dataset or checkpoint area behind ``farfeed serve``, at ``url``, reached with
     ``options``; ``info`` is the gateway's ``/_farfeed/info`` when already known (else it
@@ -83,6 +87,7 @@ class GatewayStore(GatewayUploads):
         self._info = info
         self._fresh = {}
         self._raw = BatchIntoClient(self.origin, self.options, display=f"{self.url} (/_farfeed/batch)")
+        self._full_paths: dict[str, str] = {}  # store path -> the gateway's (checked once)
 
     @property
     def gateway_info(self) -> dict[str, Any] | None:
@@ -198,7 +203,15 @@ class GatewayStore(GatewayUploads):
     ) -> tuple[list[tuple[str, int, int]], list[list[int]], int]:
         """(full path, offset, length) items, their groups within the server's batch limits,
         and the byte limit (a single item over it is read with a range GET)."""
-        items = [(self._full(r.path)[0], r.offset, r.length) for r in ranges]
+        full = self._full_paths
+        if len(full) > FULL_PATHS_KEPT:
+            full.clear()
+        items = []
+        for r in ranges:  # few objects (shards), many ranges: check each path once
+            path = full.get(r.path)
+            if path is None:
+                path = full[r.path] = self._full(r.path)[0]
+            items.append((path, r.offset, r.length))
         info = await self.info()
         max_bytes = int(info.get("max_batch_bytes", 1 << 30))
         groups = plan_batches(
