@@ -28,7 +28,7 @@ def cpu_bench(
     modes: list[str] = list_option(
         list(DEFAULT_MODES),
         "--modes",
-        help="Client modes: floor, [batch-]in-process, [batch-]workers-N.",
+        help="Client modes: floor, floor-store, \\[batch-]in-process, \\[batch-]workers-N.",
     ),
     size: str | None = typer.Option(
         None,
@@ -59,12 +59,12 @@ def cpu_bench(
     connections: int = typer.Option(
         4,
         "--floor-connections",
-        help="Keep-alive connections of the floor (socket) reader (curl uses one).",
+        help="Keep-alive connections of the floor (socket) reader (curl and floor-store use one).",
     ),
     floor_passes: int | None = typer.Option(
         None,
         "--floor-passes",
-        help="The floor reads every shard this many times, so its window is long enough to "
+        help="The floors read every shard this many times, so their windows are long enough to "
         "time (default 3; 1 with --quick).",
     ),
     curl: bool = typer.Option(
@@ -80,22 +80,26 @@ def cpu_bench(
         help="JSON report, and a Markdown table beside it (default WORKDIR/results.json).",
     ),
 ) -> None:
-    """Throughput AND cost: MB/s and CPU-seconds per GB of the client process tree (trainer + DataLoader workers) and of the gateway, for each way of reading a dataset, against the floor measured in the same run.
+    """Throughput AND cost: MB/s and CPU-seconds per GB of the client process tree (trainer + DataLoader workers) and of the gateway, for each way of reading a dataset, against two floors measured in the same run.
+
+    Two floors: "floor" reads every body into one reused 1 MiB buffer that stays in the CPU cache, so it never pays for writing the bytes to memory (the kernel's copy alone); "floor-store" is the same reader storing each body in its own place of a warm 256 MiB arena, which any loader must pay at least (each sample needs memory of its own until the training step uses it).
 
     Loopback, page cache, bytes only (no image decoding), with and without `farfeed wan` in front. Each client run is a fresh process that reads --epochs epochs; its window leaves out the first --warmup of the last epoch (start-up, first batches) and ends when the last sample arrives.
 
     Modes (rows):
     - floor (socket): a plain Python socket reader GETting whole shards (keep-alive, recv_into one buffer; the gateway answers with sendfile). The kernel's own copy: the bar.
     - floor (curl): curl -s -o /dev/null of every shard in turn (one connection), when curl is on PATH; its window is its transfers' own time, its start-up CPU is taken off.
+    - floor (storing): floor-store, the same reader over one connection, each body stored in its own place of a 256 MiB arena written once before the window (no page faults counted): a loader's reused arena.
     - in-process: farfeed.Dataset(decode="raw") iterated in the training process, no DataLoader: a dict of bytes per sample.
     - workers-N: the same through farfeed.loader.DataLoader with N workers and torch's default collate (lists of bytes pickled through the workers' pipes).
     - batch-in-process, batch-workers-N: decode="batch": whole batches as one farfeed.loader.Batch tensor each (from workers: the bytes land in the worker's shared arena; offsets cross, not the bytes).
 
     Columns:
-    - MB/s: bytes delivered in the window / its seconds (sample bytes; shard bytes for the floor).
+    - MB/s: bytes delivered in the window / its seconds (sample bytes; shard bytes for the floors).
     - client CPU-s/GB: CPU seconds of the client tree per 10^9 bytes delivered (2.0 = two busy cores per GB/s).
     - gateway CPU-s/GB: the same for the gateway (`farfeed serve`) process.
     - x floor: that figure over the floor (socket) row's, same link, same run.
+    - x storing floor: the client's over the floor (storing) row's, same link, run by run (median of the per-repeat ratios).
     - wan CPU-s/GB: the emulator's, neither site's.
     - cores @12.5 GB/s: CPU-s/GB x 12.5, the busy cores that side needs to fill a 100 Gb/s line at this cost.
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from farfeed.bench.cpu.config import FLOOR, decode_of, workers_of
+from farfeed.bench.cpu.config import ARENA_BYTES, FLOOR, FLOOR_STORE, decode_of, workers_of
 from farfeed.bench.cpu.procstat import ProcessCpu, snapshot, tree_delta
 from farfeed.errors import ConfigError
 
@@ -49,6 +49,8 @@ class ClientSpec:
             raise ConfigError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs!r}")
+        if self.mode == FLOOR_STORE and self.connections != 1:
+            raise ConfigError(f"floor-store reads over one connection, got {self.connections!r}")
 
 
 Mark = tuple[float, int, dict[int, ProcessCpu], dict[int, ProcessCpu], dict[int, ProcessCpu]]
@@ -100,15 +102,31 @@ class MeasureWindow:
         }
 
 
+def warm_arena(nbytes: int = ARENA_BYTES) -> memoryview:
+    """``nbytes`` of memory (a ``bytearray``'s, from a cache line on) written once (zeros,
+    1 MiB at a time), so that its pages exist before a window opens: a loader's reused
+    arena, whose page faults were paid long ago."""
+    from farfeed.bench.cpu.floor import aligned_buffer
+
+    arena = aligned_buffer(nbytes)  # fresh pages: mapped on first write, not here
+    zeros = bytes(1 << 20)
+    for at in range(0, nbytes, len(zeros)):
+        end = min(at + len(zeros), nbytes)
+        arena[at:end] = zeros[: end - at]
+    return arena
+
+
 def run_floor(spec: ClientSpec, shard_bytes: int) -> dict[str, Any]:
     """Pull every shard whole (see `farfeed.bench.cpu.floor`); the window opens after
-    ``warmup`` of the bytes."""
+    ``warmup`` of the bytes. ``floor-store``: over one connection, each body stored in its
+    own place of a warm `ARENA_BYTES` arena (made before the window: not counted)."""
     from farfeed.bench.cpu.floor import read_shards
 
+    into = warm_arena() if spec.mode == FLOOR_STORE else None
     window = MeasureWindow(total=shard_bytes, start_at=math.ceil(spec.warmup * shard_bytes),
                     gateway_pid=spec.gateway_pid, wan_pid=spec.wan_pid)  # fmt: skip
     read_shards(spec.url, spec.shards, connections=spec.connections,
-                on_bytes=lambda n: window.add(n, n))  # fmt: skip
+                on_bytes=lambda n: window.add(n, n), into=into)  # fmt: skip
     return window.result()
 
 
@@ -160,7 +178,7 @@ def run_loader(spec: ClientSpec) -> dict[str, Any]:
 
 def run_client(spec: ClientSpec, *, shard_bytes: int = 0) -> dict[str, Any]:
     """The mode's run; its figures in a flat dict (with the spec)."""
-    if spec.mode == FLOOR:
+    if spec.mode in (FLOOR, FLOOR_STORE):
         result = run_floor(spec, shard_bytes)
     else:
         result = run_loader(spec)

@@ -15,7 +15,8 @@ from typing import Any
 from farfeed.errors import ConfigError
 from farfeed.wan import PRESETS, Link
 
-FLOOR = "floor"  # the plain socket reader
+FLOOR = "floor"  # the plain socket reader, into one reused (cache-warm) 1 MiB buffer
+FLOOR_STORE = "floor-store"  # the same reader storing each body in its own place of an arena
 CURL = "curl"  # the floor again, with curl (added when curl is on PATH)
 IN_PROCESS = "in-process"
 WORKERS = "workers-"
@@ -23,6 +24,7 @@ BATCH = "batch-"  # prefix: the same, with decode="batch" (farfeed.loader.Batch)
 NO_LINK = "none"  # loopback straight to the gateway, no emulator
 DEFAULT_MODES = (
     "floor",
+    "floor-store",
     "in-process",
     "batch-in-process",
     "workers-2",
@@ -33,6 +35,7 @@ DEFAULT_MODES = (
 SAMPLE_BYTES = 114_660  # MLPerf Storage's ResNet-50 sample (an ImageNet JPEG)
 LINE_RATE = 12.5e9  # bytes/s: the 100 Gb/s line the projection is for
 QUICK_SIZE = 30_000_000
+ARENA_BYTES = 256 << 20  # the storing floor's arena: far beyond any CPU cache, as a loader's
 _RTT = re.compile(r"(\d+(?:\.\d*)?)ms")
 
 
@@ -42,9 +45,9 @@ def decode_of(mode: str) -> str:
 
 
 def workers_of(mode: str) -> int | None:
-    """N for ``[batch-]workers-N``; 0 for ``[batch-]in-process``; None for the floor;
-    ConfigError otherwise."""
-    if mode == FLOOR:
+    """N for ``[batch-]workers-N``; 0 for ``[batch-]in-process``; None for the floors
+    (floor, floor-store); ConfigError otherwise."""
+    if mode in (FLOOR, FLOOR_STORE):
         return None
     if mode.startswith(BATCH):
         mode = mode[len(BATCH) :]
@@ -55,7 +58,8 @@ def workers_of(mode: str) -> int | None:
         if n >= 1:
             return n
     raise ConfigError(
-        f"unknown mode {mode!r}: expected floor, [batch-]in-process or [batch-]workers-N (N >= 1)"
+        f"unknown mode {mode!r}: expected floor, floor-store, [batch-]in-process or "
+        "[batch-]workers-N (N >= 1)"
     )
 
 
@@ -88,9 +92,10 @@ class CpuBenchConfig:
     repeats: int = 3
     warmup: float = 0.1  # fraction of the last epoch before the window opens
     epochs: int = 2  # loader modes read this many epochs; the window is in the last one
-    connections: int = 4  # the floor (socket) reader's keep-alive connections; curl uses one
+    connections: int = 4  # the floor (socket) reader's keep-alive connections; curl and
+    # floor-store use one
     floor_passes: int = (
-        3  # the floor reads every shard this many times: a window long enough to time
+        3  # the floors read every shard this many times: a window long enough to time
     )
     curl: bool = True  # also a curl floor row when curl is on PATH
     workdir: Path = field(default=Path("bench-out/cpu"))

@@ -4,10 +4,16 @@ The gateway answers ``GET /DATASET/SHARD.tar`` with ``sendfile``; the reader bel
 one ``recv_into`` per chunk into a preallocated buffer and nothing else, over keep-alive
 connections. What it costs is the kernel's own copy: the bar every other mode is
 divided by. `run_curl` is the same with curl (one connection), when it is on PATH.
+
+Both floors receive into memory that starts on a cache line (`aligned_buffer`): a
+``bytearray`` of a MiB or more comes from ``mmap`` with its bytes 16 past a page start,
+and the kernel's copy into such memory cost about 3x more on the box this was measured
+on (0.7 instead of 0.2 CPU-s/GB), which would make the floor depend on malloc's luck.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import shutil
@@ -22,6 +28,14 @@ from farfeed.bench.cpu.procstat import snapshot, tree_delta
 from farfeed.errors import FarfeedError
 
 BUFFER = 1 << 20  # bytes per recv_into
+ALIGN = 64  # bytes: a cache line; where the floors' memory starts
+
+
+def aligned_buffer(nbytes: int) -> memoryview:
+    """``nbytes`` of zeroed, writable memory (a ``bytearray``'s) starting on an `ALIGN` boundary."""
+    raw = bytearray(nbytes + ALIGN - 1)
+    skip = -ctypes.addressof(ctypes.c_char.from_buffer(raw)) % ALIGN
+    return memoryview(raw)[skip : skip + nbytes]
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -47,7 +61,10 @@ def read_shards(
     ``into`` (one connection): each body lands in its own place there (wrapping round), as a
     loader's bytes must, instead of every ``recv_into`` reusing the same cache-warm
     ``buffer``: the storing floor, the kernel's copy into memory that is not in cache.
-    Pass memory already touched once (as a loader's arena is), or page faults are counted."""
+    Pass memory already touched once (as a loader's arena is), or page faults are counted.
+    Each ``recv_into`` there waits for ``buffer`` bytes (``MSG_WAITALL``, as the loader's
+    receive does), so ``on_bytes`` still comes every MiB, not once per body; each body
+    starts on an `ALIGN` boundary (from a ``into`` that does: see `aligned_buffer`)."""
     host, port = host_port(url)
     base = urlsplit(url).path.rstrip("/")
     todo: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -59,13 +76,15 @@ def read_shards(
     def worker() -> None:
         try:
             keep = into is not None
-            buf = into if into is not None else memoryview(bytearray(buffer))
-            totals.append(_pull(host, port, todo, on_bytes, buf, keep))
+            buf = into if into is not None else aligned_buffer(buffer)
+            totals.append(_pull(host, port, todo, on_bytes, buf, keep, buffer))
         except BaseException as exc:  # re-raised below, in the caller's thread
             errors.append(exc)
 
     if into is not None and connections != 1:
         raise FarfeedError("a storing floor reads over one connection (connections=1)")
+    if into is not None and len(into) < buffer:
+        raise FarfeedError(f"the arena ({len(into)} B) must hold one read of {buffer} B")
     threads = [threading.Thread(target=worker) for _ in range(max(1, connections))]
     for t in threads:
         t.start()
@@ -83,6 +102,7 @@ def _pull(
     on_bytes: Callable[[int], None],
     view: memoryview,
     keep: bool = False,
+    chunk: int = BUFFER,
 ) -> int:
     total = at = 0
     with socket.create_connection((host, port)) as sock:
@@ -98,11 +118,14 @@ def _pull(
                 on_bytes(len(body))
             left = length - len(body)
             while left:
-                if keep:
-                    if at + min(left, BUFFER) > len(view):
+                if keep:  # the next place in the arena, wrapping round
+                    size = min(left, chunk)
+                    if at + size > len(view):
                         at = 0
-                    n = sock.recv_into(view[at:], min(left, len(view) - at), socket.MSG_WAITALL)
+                    n = sock.recv_into(view[at : at + size], size, socket.MSG_WAITALL)
                     at += n
+                    if n == left:  # the body's end: the next one starts on a cache line
+                        at += -at % ALIGN
                 else:
                     n = sock.recv_into(view, min(left, len(view)))
                 if n == 0:

@@ -24,7 +24,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from farfeed.bench.cpu.config import CURL, FLOOR, LINE_RATE, CpuBenchConfig, cpu_link
+from farfeed.bench.cpu.config import (
+    CURL,
+    FLOOR,
+    FLOOR_STORE,
+    LINE_RATE,
+    CpuBenchConfig,
+    cpu_link,
+)
 from farfeed.bench.cpu.floor import curl_path, run_curl
 from farfeed.bench.cpu.report import cpu_markdown_table, summarise
 from farfeed.bench.io.data import make_fixed_size_dataset
@@ -120,16 +127,19 @@ def _one_run(
     args = {"mode": mode, "url": url, "gateway_pid": gateway_pid, "wan_pid": wan_pid,
             "warmup": cfg.warmup, "batch_size": cfg.batch_size, "shards": shards,
             "epochs": cfg.epochs,
-            "connections": cfg.connections, "seed": repeat,
+            "connections": 1 if mode == FLOOR_STORE else cfg.connections, "seed": repeat,
             "shard_bytes": data["shard_bytes"] * cfg.floor_passes}  # fmt: skip
     return run_client_process(args, timeout=cfg.timeout)
 
 
 def _progress(row: dict[str, Any]) -> str:
+    def per_gb(key: str) -> str:  # None when the window held no bytes
+        return "-" if row[key] is None else f"{row[key]:.2f}"
+
     wan = row["wan_cpu_per_gb"]
     return (
-        f"    {row['mb_s']:.0f} MB/s, CPU-s/GB client {row['client_cpu_per_gb']:.2f}, "
-        f"gateway {row['gateway_cpu_per_gb']:.2f}"
+        f"    {row['mb_s']:.0f} MB/s, CPU-s/GB client {per_gb('client_cpu_per_gb')}, "
+        f"gateway {per_gb('gateway_cpu_per_gb')}"
         + ("" if wan is None else f", wan {wan:.2f}")
         + ("" if row["complete"] else "  (INCOMPLETE: not every byte arrived)")
     )
@@ -146,8 +156,9 @@ def plan_modes(cfg: CpuBenchConfig) -> list[str]:
 def run_cpu_bench(
     cfg: CpuBenchConfig, *, command: str = "", say: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Every run of the configuration; the report: per (link, mode) medians, "x floor" and
-    cores at 12.5 GB/s (``rows``), every run (``runs``), the machine and its load."""
+    """Every run of the configuration; the report: per (link, mode) medians, "x floor",
+    "x storing floor" and cores at 12.5 GB/s (``rows``), every run (``runs``), the machine
+    and its load."""
     from farfeed.server.process import GatewayProcess
     from farfeed.wan import WanProcess
 
@@ -181,7 +192,7 @@ def run_cpu_bench(
                     t0 = time.monotonic()
                     result = _one_run(cfg, data, mode, url, gateway.pid, wan_pid, repeat)
                     result["process_s"] = time.monotonic() - t0
-                    floor = mode in (FLOOR, CURL)
+                    floor = mode in (FLOOR, FLOOR_STORE, CURL)
                     expected = (data["shard_bytes"] * cfg.floor_passes if floor
                                 else data["bytes"] * cfg.epochs)  # fmt: skip
                     runs.append(_run_row(link, mode, repeat, result, expected))

@@ -2,8 +2,11 @@
 
 Every per-GB figure is CPU seconds over the bytes the consumer received in the
 steady-state window (GB = 10^9 bytes). "x floor" divides by the plain socket reader's
-figure on the same link in the same run; the projection multiplies CPU-s/GB by 12.5
-(GB/s on a 100 Gb/s line): busy cores each side would need at line rate.
+figure on the same link in the same run (the ratio of the medians). "x storing floor"
+divides by the storing floor's (floor-store: each body written to its own place in
+memory, as any loader must), run by run (same link, same repeat), and takes the median
+of those ratios. The projection multiplies CPU-s/GB by 12.5 (GB/s on a 100 Gb/s line):
+busy cores each side would need at line rate.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
-from farfeed.bench.cpu.config import CURL, FLOOR, LINE_RATE
+from farfeed.bench.cpu.config import CURL, FLOOR, FLOOR_STORE, LINE_RATE
 
 LINE_GB_S = LINE_RATE / 1e9  # 12.5: GB/s on a 100 Gb/s line
-LABELS = {FLOOR: "floor (socket)", CURL: "floor (curl)"}
+LABELS = {FLOOR: "floor (socket)", CURL: "floor (curl)", FLOOR_STORE: "floor (storing)"}
 _MEDIANS = ("mb_s", "client_cpu_per_gb", "gateway_cpu_per_gb", "wan_cpu_per_gb",
             "client_cores", "gateway_cores", "window_s", "startup_s")  # fmt: skip
 
@@ -29,13 +32,26 @@ def _ratio(value: float | None, ref: float | None) -> float | None:
     return None if value is None or not ref else value / ref
 
 
+def _x_per_run(
+    group: list[dict[str, Any]], refs: dict[int, dict[str, Any]], key: str
+) -> float | None:
+    """The median over ``group``'s runs of ``run[key]`` / ``key`` of ``refs[run's repeat]``."""
+    ratios = []
+    for run in group:
+        ref = refs.get(run["repeat"])
+        ratios.append(_ratio(run[key], ref[key] if ref is not None else None))
+    return _median(ratios)
+
+
 def summarise(
     runs: list[dict[str, Any]], *, links: Sequence[str], modes: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """One row per (link, mode) that ran: medians of its repeats, "x floor", projection."""
+    """One row per (link, mode) that ran: medians of its repeats, "x floor", "x storing
+    floor" (None without a floor-store run of that link and repeat), projection."""
     rows: list[dict[str, Any]] = []
     for link in links:
         floor: dict[str, Any] | None = None
+        storing = {r["repeat"]: r for r in runs if r["link"] == link and r["mode"] == FLOOR_STORE}
         for mode in modes:
             group = [r for r in runs if r["link"] == link and r["mode"] == mode]
             if not group:
@@ -54,6 +70,7 @@ def summarise(
                 per_gb = row[f"{side}_cpu_per_gb"]
                 ref = floor[f"{side}_cpu_per_gb"] if floor is not None else None
                 row[f"{side}_x_floor"] = _ratio(per_gb, ref)
+                row[f"{side}_x_storing_floor"] = _x_per_run(group, storing, f"{side}_cpu_per_gb")
                 row[f"{side}_cores_at_line_rate"] = None if per_gb is None else per_gb * LINE_GB_S
             rows.append(row)
     return rows
@@ -67,7 +84,8 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}x"
 
 
-COLUMNS = ("link", "mode", "MB/s", "client\nCPU-s/GB", "x floor", "gateway\nCPU-s/GB", "x floor",
+COLUMNS = ("link", "mode", "MB/s", "client\nCPU-s/GB", "x floor", "x storing\nfloor",
+           "gateway\nCPU-s/GB", "x floor",
            "wan\nCPU-s/GB", "cores @12.5 GB/s\nclient", "cores @12.5 GB/s\ngateway")  # fmt: skip
 
 
@@ -80,6 +98,7 @@ def table_cells(row: dict[str, Any]) -> list[str]:
         _num(row["mb_s"], 0),
         _num(row["client_cpu_per_gb"]),
         _x(row["client_x_floor"]),
+        _x(row.get("client_x_storing_floor")),
         _num(row["gateway_cpu_per_gb"]),
         _x(row["gateway_x_floor"]),
         _num(row["wan_cpu_per_gb"]),
@@ -97,8 +116,8 @@ def caption(report: dict[str, Any]) -> str:
         f"medians of {c['repeats']}; {d['samples']:,} samples x {d['sample_bytes']:,} B "
         f"({d['bytes'] / 1e6:.0f} MB, {len(d['shards'])} shards, page cache), batch "
         f"{c['batch_size']}, {c.get('epochs', 1)} epoch(s) per run, window after the first {c['warmup']:.0%} of "
-        f"the last, the floor "
-        f"reads the shards {c['floor_passes']}x; "
+        f"the last, the floors "
+        f"read the shards {c['floor_passes']}x; "
         f"{m['cpus']} CPUs, load average {before} before, {after} after"
     )
 
