@@ -39,7 +39,10 @@ class _Arrivals:
     def first(self) -> None:
         """Receiver thread: the first item is in place."""
         if self.landed is not None:
-            self.loop.call_soon_threadsafe(self.tell)
+            try:
+                self.loop.call_soon_threadsafe(self.tell)
+            except RuntimeError:  # the loop closed meanwhile: nobody is waiting
+                pass
 
     def tell(self) -> None:
         """Loop: hand every arrival not yet told to ``landed``."""
