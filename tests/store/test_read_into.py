@@ -10,7 +10,8 @@ import asyncio
 import random
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,21 @@ async def test_a_cut_link_is_transient_and_the_next_read_works(files: Files, gat
 def stalling_server() -> Iterator[str]:
     """A server that answers ``/_farfeed/info`` like a gateway, then sends the headers of a
     batch response and no body."""
+    yield from _stalling_server(late_body=None)
+
+
+@pytest.fixture
+def late_server() -> Iterator[str]:
+    """As `stalling_server`, but the body (one frame of 10 x 0xFF and the trailer) follows
+    one second after the headers."""
+    yield from _stalling_server(late_body=_frame(0, b"\xff" * 10) + _frame(0xFFFFFFFF, b""))
+
+
+def _frame(index: int, payload: bytes) -> bytes:
+    return index.to_bytes(4, "big") + len(payload).to_bytes(8, "big") + payload
+
+
+def _stalling_server(late_body: bytes | None) -> Iterator[str]:
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -148,6 +164,8 @@ def stalling_server() -> Iterator[str]:
                 conn.close()
             else:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-farfeed-batch\r\nContent-Length: 34\r\n\r\n")
+                if late_body is not None:
+                    threading.Timer(1, lambda c=conn: _try(c.sendall, late_body)).start()
                 threading.Timer(5, conn.close).start()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -156,6 +174,29 @@ def stalling_server() -> Iterator[str]:
     stop.set()
     thread.join()
     listener.close()
+
+
+def _try(fn: Callable[[bytes], None], data: bytes) -> None:
+    try:
+        fn(data)
+    except OSError:  # the client hung up first: what the test wants
+        pass
+
+
+async def test_a_cancelled_read_lets_go_of_its_buffer_at_once(late_server: str) -> None:
+    """Cancelling a read (the engine closing) returns without waiting for the timeout, and
+    bytes that come later never land in the caller's buffer (the receiver thread let go)."""
+    async with open_store(f"{late_server}/ds", timeout=30) as store:
+        out = memoryview(bytearray(10))
+        task = asyncio.ensure_future(store.read_into([ByteRange("a.tar", 0, 10)], [out]))
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - t0 < 2
+        await asyncio.sleep(1.2)  # the body has been sent by now
+        assert bytes(out) == bytes(10)
 
 
 async def test_a_server_that_stops_sending_times_out(stalling_server: str) -> None:
