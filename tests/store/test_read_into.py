@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xxhash
 from helpers.data import fake_dataset
 from helpers.http import make_cert
 
@@ -65,6 +67,20 @@ async def test_gateway_bytes_land_in_place_in_order(files: Files, gateway_url: s
             assert got == expected(files, ranges)
             assert landed == list(range(count))  # one batch-get: frames arrive in order
         assert len(store._raw._pool._idle) == 1  # one keep-alive connection served all three
+
+
+async def test_the_gateway_hashes_each_range_where_it_lands(files: Files, gateway_url: str) -> None:
+    """``digests``: the receiver thread's xxh64 of every range, split requests included."""
+    rng = random.Random(2)
+    ranges = random_ranges(files, rng, 200)
+    async with open_store(f"{gateway_url}/ds") as store:
+        assert isinstance(store, GatewayStore)
+        store._info = {**(await store.info()), "max_batch_ranges": 64}  # four requests
+        outs = [memoryview(bytearray(r.length)) for r in ranges]
+        digests = np.zeros(len(ranges), dtype=np.uint64)
+        await store.read_into(ranges, outs, digests=digests)
+    assert [bytes(o) for o in outs] == expected(files, ranges)
+    assert digests.tolist() == [xxhash.xxh64_intdigest(o) for o in outs]
 
 
 async def test_local_and_http_stores_fill_the_same_buffers(files: Files, gateway_root: Path) -> None:

@@ -29,6 +29,10 @@ MAX_TASKS = 32
 #: How often a fetch engine waiting for room (a batch arena) or its window looks again, s.
 ROOM_POLL_S = 0.002
 
+#: Positions of the samples that are not what the index says, given the samples' ids, their
+#: bytes, and the xxh64 of each already computed where it arrived (0: not computed).
+CheckMany = Callable[[np.ndarray, list[memoryview], np.ndarray | None], list[int]]
+
 #: Where a request's bytes land: a writable buffer of ``req.wire_bytes``, or None when
 #: there is no room now (the engine asks again shortly).
 Allocator = Callable[[Request], memoryview | None]
@@ -56,7 +60,7 @@ class FetchEngine:
         check: Callable[[int, memoryview], bool],
         describe: Callable[[int], str],
         stats: WorkerStats,
-        check_many: Callable[[np.ndarray, list[memoryview]], list[int]] | None = None,
+        check_many: CheckMany | None = None,
         allocate: Allocator = heap_buffer,
         max_request: int | None = None,
         hold_until: Callable[[], bool] | None = None,
@@ -241,11 +245,15 @@ class FetchEngine:
 
     async def _fetch(self, req: Request, buffer: memoryview, reader: RangeReader) -> None:
         ranges = req.buffers(buffer)
-        await reader.read_into(req.ranges, ranges, lambda: self._describe_request(req))
+        verify = self._config.verify
+        digests = np.zeros(len(ranges), dtype=np.uint64) if verify and self._check_many else None
+        await reader.read_into(
+            req.ranges, ranges, lambda: self._describe_request(req), digests=digests
+        )
         samples = req.cut(ranges)
-        if self._config.verify:
+        if verify:
             if self._check_many is not None:
-                bad = self._check_many(req.ids, samples)
+                bad = self._check_many(req.ids, samples, req.sample_digests(digests))
             else:
                 bad = [k for k, i in enumerate(req.ids.tolist()) if not self._check(i, samples[k])]
             for k in bad:

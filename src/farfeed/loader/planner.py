@@ -53,6 +53,21 @@ class Request:
             pos += r.length
         return out
 
+    def sample_digests(self, digests: np.ndarray | None) -> np.ndarray | None:
+        """Each sample's entry of the ranges' ``digests`` where the sample is its whole
+        range (else 0: not known)."""
+        if digests is None:
+            return None
+        ranges = self.ranges
+        if len(ranges) == len(self.pieces) and all(
+            p.index == k and p.start == 0 and p.length == ranges[k].length
+            for k, p in enumerate(self.pieces)
+        ):
+            return digests  # one range per sample, in order (batches)
+        whole = [p.start == 0 and p.length == ranges[p.index].length for p in self.pieces]
+        picked = digests[[p.index for p in self.pieces]] if self.pieces else digests[:0]
+        return np.where(np.asarray(whole, dtype=bool), picked, np.uint64(0))
+
     def cut(self, ranges: list[memoryview]) -> list[memoryview]:
         """Each sample's bytes, in request order: views into the ranges' buffers (no copies)."""
         return [ranges[p.index][p.start : p.start + p.length] for p in self.pieces]

@@ -114,10 +114,12 @@ class RangeReader:
         what: Callable[[], str],
         *,
         prefer: int | None = None,
+        digests: np.ndarray | None = None,
     ) -> int:
         """Read range ``k`` into ``outs[k]``, keeping what landed across retries and URLs;
         returns the index of the URL that sent the last of them. ``prefer``: the URL to try
-        first (when it is in the rotation)."""
+        first (when it is in the rotation). ``digests``: filled where the store computed a
+        range's xxh64 as it landed (see `farfeed.store.Store.read_into`), else left 0."""
         replicas = self._replicas
         todo = list(range(len(ranges)))
         left = sum(r.length for r in ranges)
@@ -129,12 +131,15 @@ class RangeReader:
             landed: list[int] = []
             sent = replicas.begin(idx, left)
             mark = partial(self._landed, landed, sent)
+            sums = None if digests is None else np.zeros(len(todo), dtype=np.uint64)
             try:
                 store = await replicas.store(idx)
                 await store.read_into(
-                    [ranges[k] for k in todo], [outs[k] for k in todo], landed=mark
+                    [ranges[k] for k in todo], [outs[k] for k in todo], landed=mark, digests=sums
                 )
             except (TransientError, asyncio.TimeoutError) as exc:
+                if digests is not None and sums is not None:
+                    digests[todo] = sums  # the ranges that landed keep theirs
                 arrived = set(landed)
                 got = sum(lengths[j] for j in arrived)
                 self._stats.add("wire_bytes", got)
@@ -157,6 +162,8 @@ class RangeReader:
             except BaseException:  # cancelled: the engine is closing
                 replicas.end(idx, left, sent, ok=False)
                 raise
+            if digests is not None and sums is not None:
+                digests[todo] = sums
             self._stats.add("wire_bytes", sum(lengths))
             replicas.end(idx, left, sent, ok=True)
             replicas.succeeded(idx)

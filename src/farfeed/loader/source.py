@@ -79,14 +79,24 @@ class SampleSource:
             return False
         return True
 
-    def check_many(self, ids: npt.NDArray[np.int64], views: list[memoryview]) -> list[int]:
+    def check_many(
+        self,
+        ids: npt.NDArray[np.int64],
+        views: list[memoryview],
+        digests: npt.NDArray[np.uint64] | None = None,
+    ) -> list[int]:
         """Positions ``k`` whose ``views[k]`` is not sample ``ids[k]`` (length, xxh64): one
-        table lookup per request, then only the hashing per sample."""
-        sizes = self.index.size[ids].tolist()
-        sums = self.index.checksum[ids].tolist()
+        table lookup per request; each sample hashed here unless ``digests[k]`` holds its
+        xxh64 already (computed where it arrived; 0: not computed)."""
+        n = len(views)
+        sums = self.index.checksum[ids]
+        found = np.zeros(n, dtype=np.uint64) if digests is None else digests.copy()
         digest = xxhash.xxh64_intdigest
-        return [k for k, view in enumerate(views)
-                if len(view) != sizes[k] or digest(view) != sums[k]]  # fmt: skip
+        for k in np.flatnonzero(found == 0).tolist():
+            found[k] = digest(views[k])
+        lengths = np.fromiter(map(len, views), dtype=np.int64, count=n)
+        bad = (lengths != self.index.size[ids]) | (found != sums)
+        return [int(k) for k in np.flatnonzero(bad)]
 
     def unpack(self, i: int, data: memoryview) -> Any:
         return self.index.unpack(i, data, verify=False)

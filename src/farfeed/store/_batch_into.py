@@ -14,15 +14,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+import numpy as np
+import xxhash
+
 from farfeed.errors import StoreError, TransientError
 from farfeed.store._batch import CONTENT_TYPE, FRAME, TRAILER_INDEX, batch_body
 from farfeed.store._http import status_error
-from farfeed.store._keepalive import Connection, ConnectionPool, status_failure
+from farfeed.store._keepalive import IOV_MAX, Connection, ConnectionPool, status_failure
 from farfeed.store.options import StoreOptions
 
 Landed = Callable[[int], None]
 
 _TRAILER = FRAME.pack(TRAILER_INDEX, 0)
+#: Payload bytes received per system call, then hashed while still in the CPU's cache.
+CHUNK_BYTES = 1 << 20
+
+
+def _chunk_end(outs: Sequence[memoryview], start: int) -> int:
+    """The end of the chunk of items from ``start``: at least one, about `CHUNK_BYTES`."""
+    size, k, n = len(outs[start]), start + 1, len(outs)
+    limit = min(n, start + IOV_MAX // 2 - 1)
+    while k < limit and size + len(outs[k]) <= CHUNK_BYTES:
+        size += len(outs[k])
+        k += 1
+    return k
 
 
 class _Arrivals:
@@ -80,15 +95,17 @@ class BatchIntoClient:
         items: Sequence[tuple[str, int, int]],
         outs: Sequence[memoryview],
         landed: Landed | None = None,
+        digests: np.ndarray | None = None,
     ) -> None:
         """One ``POST /_farfeed/batch`` for ``items`` (full path, offset, length); item ``k``'s
         bytes land in ``outs[k]``, and ``landed(k)`` is called for each that arrived, in
-        order (also when the response fails part way: what landed is kept)."""
+        order (also when the response fails part way: what landed is kept). ``digests``:
+        each item's xxh64, computed by the receiver thread as its chunk lands."""
         body = batch_body(items)
         request = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         arrivals = _Arrivals(landed, asyncio.get_running_loop())
         try:
-            await self._pool.run(lambda conn: self._receive(conn, request, outs, arrivals))
+            await self._pool.run(lambda conn: self._receive(conn, request, outs, arrivals, digests))
         finally:
             arrivals.tell()
 
@@ -100,9 +117,16 @@ class BatchIntoClient:
         await self._pool.close()
 
     def _receive(
-        self, conn: Connection, request: bytes, outs: Sequence[memoryview], arrivals: _Arrivals
+        self,
+        conn: Connection,
+        request: bytes,
+        outs: Sequence[memoryview],
+        arrivals: _Arrivals,
+        digests: np.ndarray | None,
     ) -> None:
-        """Receiver thread: send ``request``, land each frame's payload in its buffer."""
+        """Receiver thread: send ``request``, land each frame's payload in its buffer, a
+        chunk of about `CHUNK_BYTES` at a time (one system call each), and hash each chunk's
+        items while they are in the cache."""
         conn.send(request)
         head = conn.read_head((b"content-type",))
         if head.status != 200:
@@ -114,6 +138,7 @@ class BatchIntoClient:
                 f"batch-get answered with Content-Type {ctype!r}, not {CONTENT_TYPE!r}",
                 url=self.display,
             )
+        n = len(outs)
         expected = sum(FRAME.size + len(o) for o in outs) + FRAME.size
         if head.length != expected:
             conn.broken = True
@@ -122,32 +147,34 @@ class BatchIntoClient:
                 f"batch response of {got}, expected {expected} bytes", url=self.display
             )
         # every frame header lands in `frames`, every payload in its own buffer
-        frames = bytearray(FRAME.size * (len(outs) + 1))
+        frames = bytearray(FRAME.size * (n + 1))
         fview = memoryview(frames)
         buffers: list[memoryview] = []
         for k, out in enumerate(outs):
             buffers.append(fview[k * FRAME.size : (k + 1) * FRAME.size])
             buffers.append(out)
-        buffers.append(fview[len(outs) * FRAME.size :])
+        buffers.append(fview[n * FRAME.size :])
         want = b"".join(FRAME.pack(k, len(o)) for k, o in enumerate(outs)) + _TRAILER
-        if not outs:
-            conn.recv_many(buffers)
-            self._check(frames, want, 1)
-            conn.end_reply()
-            return
-        conn.recv_many(buffers[:2])  # the first frame alone: it times the round trip
-        self._check(frames, want, 1)
-        arrivals.count = 1
-        arrivals.first()
-        try:
-            conn.recv_many(buffers[2:])
-        except TransientError:  # the frames before the failure arrived whole: keep them
-            whole = min(len(outs), 1 + conn.filled // 2)
-            self._check(frames, want, whole)
-            arrivals.count = whole
-            raise
-        self._check(frames, want, len(outs) + 1)
-        arrivals.count = len(outs)
+        start = 0  # items before it are in place, checked and hashed
+        while start < n:
+            end = start + 1 if start == 0 else _chunk_end(outs, start)  # item 0 alone: the RTT
+            try:
+                conn.recv_many(buffers[2 * start : 2 * end])
+            except TransientError:  # the frames before the failure arrived whole: keep them
+                whole = min(n, start + conn.filled // 2)
+                self._check(frames, want, whole)
+                arrivals.count = whole
+                raise
+            self._check(frames, want, end)
+            if digests is not None:
+                for k in range(start, end):
+                    digests[k] = xxhash.xxh64_intdigest(outs[k])
+            arrivals.count = end
+            if start == 0:
+                arrivals.first()
+            start = end
+        conn.recv_many(buffers[2 * n :])  # the trailer
+        self._check(frames, want, n + 1)
         conn.end_reply()
 
     def _check(self, frames: bytearray, want: bytes, count: int) -> None:

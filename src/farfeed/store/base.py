@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Union
 
+import numpy as np
+
 from farfeed.errors import ConfigError, TransientError
 
 #: What `Store.write` and `Store.write_parts` accept: any contiguous bytes-like object.
@@ -123,10 +125,16 @@ class Store(abc.ABC):
         outs: Sequence[memoryview],
         *,
         landed: Callable[[int], None] | None = None,
+        digests: np.ndarray | None = None,
     ) -> None:
         """Read range ``k`` of ``ranges`` into ``outs[k]`` (a writable view exactly that
         long), calling ``landed(k)`` as each one is complete. The loader reads through this: the gateway
-        and local disk put the bytes straight in place; this default copies `iter_many`'s."""
+        and local disk put the bytes straight in place; this default copies `iter_many`'s.
+
+        ``digests`` (a ``uint64`` array, one entry per range, zeros): a store may set
+        ``digests[k]`` to range ``k``'s xxh64 once it is in place, computed in the thread
+        that received it while the bytes are still in the CPU's cache (the gateway's
+        batch-get does). Entries left 0 were not computed; the caller hashes those."""
         k = 0
         async for data in self.iter_many(ranges):
             r = ranges[k]

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any
 
+import numpy as np
 import xxhash
 
 from farfeed.errors import StoreError
@@ -165,10 +166,12 @@ class GatewayStore(GatewayUploads):
         outs: Sequence[memoryview],
         *,
         landed: Callable[[int], None] | None = None,
+        digests: np.ndarray | None = None,
     ) -> None:
         """Batch-gets of ``ranges`` whose payloads land straight in ``outs`` (one
-        ``recv_into`` copy), ``landed(k)`` called as range k completes; requests over the
-        server's limits are split and run concurrently."""
+        ``recv_into`` copy), ``landed(k)`` called as range k completes, ``digests[k]``
+        set by the receiver thread (see `Store.read_into`); requests over the server's
+        limits are split and run concurrently."""
         if not ranges:
             return
         items, groups, max_bytes = await self._plan(ranges)
@@ -181,7 +184,14 @@ class GatewayStore(GatewayUploads):
                     landed(group[0])
                 return
             mark = None if landed is None else (lambda k: landed(group[k]))
-            await self._raw.read_into([items[i] for i in group], [outs[i] for i in group], mark)
+            sums = None if digests is None else np.zeros(len(group), dtype=np.uint64)
+            try:
+                await self._raw.read_into(
+                    [items[i] for i in group], [outs[i] for i in group], mark, sums
+                )
+            finally:
+                if digests is not None and sums is not None:
+                    digests[group] = sums  # what landed before a failure is kept
 
         if len(groups) == 1:
             await one(groups[0])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import xxhash
 
 from farfeed.errors import (
@@ -105,9 +106,11 @@ class LocalStore(Store):
         outs: Sequence[memoryview],
         *,
         landed: Callable[[int], None] | None = None,
+        digests: np.ndarray | None = None,
     ) -> None:
         """``ranges`` read with ``preadv`` straight into ``outs`` (``landed(k)`` as range k
-        is in place): one worker-thread task per object."""
+        is in place): one worker-thread task per object. ``digests``: not computed here
+        (see `Store.read_into`)."""
         by_path: dict[str, list[int]] = {}
         for i, r in enumerate(ranges):
             by_path.setdefault(r.path, []).append(i)

@@ -19,6 +19,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
+import numpy as np
 import xxhash
 from yarl import URL
 
@@ -221,6 +222,7 @@ class S3Store(CoalescingReads):
         outs: Sequence[memoryview],
         *,
         landed: Callable[[int], None] | None = None,
+        digests: np.ndarray | None = None,
     ) -> None:
         """Range ``k`` of ``ranges`` into ``outs[k]``: neighbouring ranges of one object
         coalesced into one GET (`farfeed.store.coalesce`), the GETs concurrent, a lone
@@ -235,7 +237,10 @@ class S3Store(CoalescingReads):
             if span.length:
                 alone = len(span.members) == 1 and span.members[0][1:] == (0, span.length)
                 if alone:
-                    await self._get(key, display, span.offset, span.length, outs[span.members[0][0]])
+                    k = span.members[0][0]
+                    await self._get(key, display, span.offset, span.length, outs[k])
+                    if digests is not None:  # just received: still in the cache
+                        digests[k] = xxhash.xxh64_intdigest(outs[k])
                 else:
                     buffer = memoryview(bytearray(span.length))
                     await self._get(key, display, span.offset, span.length, buffer)
