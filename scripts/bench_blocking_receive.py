@@ -7,6 +7,8 @@ three readers run in turn, each over the same bytes, CPU from ``getrusage`` of t
 process (the gateway's measured apart):
 
 - ``floor``: whole shards by GET into one reused 1 MiB buffer (`bench.cpu.floor`);
+- ``floor-store``: the same, each body stored in its own place of the arena below (the
+  storing floor: what any reader that keeps the bytes pays);
 - ``blocking``: batch-get requests of ~4 MiB of shuffled samples, each frame's payload
   received straight into its place in a 256 MiB arena with one blocking
   ``recv_into(..., MSG_WAITALL)`` (the GIL released), and its xxh64 checked against the
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
-from farfeed.bench.cpu.floor import read_shards
+from farfeed.bench.cpu.floor import aligned_buffer, read_shards
 from farfeed.bench.io.data import make_fixed_size_dataset
 from farfeed.format.sample_index import SampleIndex
 from farfeed.loader import Dataset
@@ -47,7 +49,7 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-_ARENA = memoryview(bytearray(ARENA))  # made once, as the loader's arena is (pages warm)
+_ARENA = aligned_buffer(ARENA)  # made once, as the loader's arena is (pages warm)
 
 
 def blocking_epoch(

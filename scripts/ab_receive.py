@@ -1,0 +1,82 @@
+"""A/B of the loader's client CPU per GB between two source trees, interleaved in one run.
+
+    .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --rounds 5
+
+One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each round runs,
+for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
+epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.DataLoader``
+with one worker, and reports the second epoch's CPU-s/GB of its process tree (itself and
+its workers: ``getrusage`` of itself and its reaped children). Prints medians and the new/old ratio per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from farfeed.loader import DataLoader, Dataset
+def cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+url, workers = sys.argv[1], int(sys.argv[2])
+ds = Dataset(url, decode="batch", batch_size=32, seed=0)
+loader = DataLoader(ds, batch_size=32, num_workers=workers)
+out = {}
+for epoch in range(2):
+    ds.set_epoch(epoch)
+    n = 0
+    t0, c0 = time.monotonic(), cpu()
+    for b in loader:
+        n += b.nbytes
+    out = {"gb": n / 1e9, "cpu": cpu() - c0, "s": time.monotonic() - t0}
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--old", type=Path, required=True, help="the other tree's src folder")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
+    args = parser.parse_args()
+    from farfeed.bench.io.data import make_fixed_size_dataset
+    from farfeed.server.process import GatewayProcess
+
+    root = args.work / "root"
+    ds_dir = make_fixed_size_dataset(root / "ds", samples=3000, sample_bytes=115_000)
+    for p in ds_dir.iterdir():
+        p.read_bytes()
+    new = Path(__file__).resolve().parents[1] / "src"
+    trees = {"old": args.old.resolve(), "new": new}
+    results: dict[tuple[str, int], list[float]] = {}
+    with GatewayProcess.start(root) as gw:
+        for r in range(args.rounds):
+            for workers in (0, 1):
+                for name, tree in trees.items():
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                    line = subprocess.run(
+                        [sys.executable, "-c", CHILD, f"{gw.url}/ds", str(workers)],
+                        env=env, capture_output=True, text=True, check=True,
+                    ).stdout.strip().splitlines()[-1]  # fmt: skip
+                    got = json.loads(line)
+                    value = got["cpu"] / got["gb"]
+                    results.setdefault((name, workers), []).append(value)
+                    print(f"round {r + 1} workers={workers} {name}: {value:.2f} CPU-s/GB, "
+                          f"{got['gb'] * 1e3 / got['s']:.0f} MB/s", flush=True)  # fmt: skip
+    for workers in (0, 1):
+        old, new_ = results[("old", workers)], results[("new", workers)]
+        ratios = [n / o for n, o in zip(new_, old, strict=True)]
+        print(f"workers={workers}: old {statistics.median(old):.2f}, new {statistics.median(new_):.2f} "
+              f"CPU-s/GB; new/old per round median {statistics.median(ratios):.2f} "
+              f"({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
