@@ -212,20 +212,17 @@ class Connection:
 
     # -- internals -----------------------------------------------------------------------
     def _recv(self, out: memoryview) -> int:
-        try:
-            got = self.sock.recv_into(out)
-        except (TimeoutError, BlockingIOError, _ssl.SSLWantReadError) as exc:
-            raise self.fail(f"no data for {self.timeout:g} s (timeout)") from exc
-        except OSError as exc:
-            raise self.fail(f"connection closed: {exc}") from exc
-        if not got:
-            raise self.fail("connection closed by the server")
-        return got
+        return self._received(lambda: self.sock.recv_into(out))
 
     def _recvmsg(self, outs: list[memoryview]) -> int:
+        return self._received(lambda: self.sock.recvmsg_into(outs, 0, socket.MSG_WAITALL)[0])
+
+    def _received(self, receive: Callable[[], int]) -> int:
+        """Bytes ``receive`` got (> 0); a timeout, reset or end of stream raised as
+        `TransientError`."""
         try:
-            got = self.sock.recvmsg_into(outs, 0, socket.MSG_WAITALL)[0]
-        except BlockingIOError as exc:
+            got = receive()
+        except (TimeoutError, BlockingIOError, _ssl.SSLWantReadError) as exc:
             raise self.fail(f"no data for {self.timeout:g} s (timeout)") from exc
         except OSError as exc:
             raise self.fail(f"connection closed: {exc}") from exc
