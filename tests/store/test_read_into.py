@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,9 @@ from farfeed.errors import AccessDeniedError, NotFoundError, TransientError
 from farfeed.server import TokenTable, serve_in_thread
 from farfeed.server.process import GatewayProcess
 from farfeed.store import ByteRange, GatewayStore, LocalStore, open_store
+from farfeed.store._batch_into import BatchIntoClient
 from farfeed.store.base import Store
+from farfeed.store.options import StoreOptions
 from farfeed.store.testing import serve_http
 from farfeed.wan import Link, WanThread, parse_address
 
@@ -219,6 +222,45 @@ async def test_a_server_that_stops_sending_times_out(stalling_server: str) -> No
     async with open_store(f"{stalling_server}/ds", timeout=0.5) as store:
         with pytest.raises(TransientError, match="no data for 0.5 s"):
             await read(store, [ByteRange("a.tar", 0, 10)])
+
+
+def test_a_tls_server_that_stops_sending_times_out(tmp_path: Path) -> None:
+    """Over TLS too (OpenSSL would retry a read the kernel timed out: Python's timeout is used)."""
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-farfeed-batch\r\n"
+                        b"Content-Length: 34\r\n\r\n")  # fmt: skip
+            done.wait(10)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = BatchIntoClient(
+        f"https://127.0.0.1:{listener.getsockname()[1]}",
+        StoreOptions(timeout=0.5, ssl=str(cert)),
+        display="tls",
+    )
+
+    async def main() -> None:
+        try:
+            await client.read_into([("a.tar", 0, 10)], [memoryview(bytearray(10))])
+        finally:
+            await client.close()
+
+    t0 = time.monotonic()
+    with pytest.raises(TransientError, match="no data for 0.5 s"):
+        asyncio.run(main())
+    assert time.monotonic() - t0 < 3
+    done.set()
+    thread.join()
+    listener.close()
 
 
 def test_tls_gateway(files: Files, gateway_root: Path, tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ idle connection (or opens one), hands the exchange to a receiver thread, and awa
 cancelling it shuts the socket down and waits for the thread to let go of the caller's
 buffers before it returns.
 
-The timeout (``StoreOptions.timeout``) is the kernel's own (``SO_RCVTIMEO``): a receive
-that got no byte for that long fails with `TransientError`, as does a closed connection.
+The timeout (``StoreOptions.timeout``) is the kernel's own (``SO_RCVTIMEO``; over TLS
+Python's socket timeout, as OpenSSL retries a read the kernel timed out): a receive that
+got no byte for that long fails with `TransientError`, as does a closed connection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import concurrent.futures
 import json
 import os
 import queue
+import select
 import socket
 import ssl as _ssl
 import struct
@@ -188,12 +190,11 @@ class Connection:
         if not self.reusable:
             return False
         try:
-            socket.socket.recv(self.sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return True
-        except OSError:
+            poll = select.poll()
+            poll.register(self.sock.fileno(), select.POLLIN)
+            return not poll.poll(0)  # readable: closed by the server, or bytes nobody asked for
+        except (OSError, ValueError):  # closed under us
             return False
-        return False  # b"": closed by the server; else bytes nobody asked for
 
     def abort(self) -> None:
         """Fail the exchange in progress (from any thread): a blocked receive returns."""
@@ -427,10 +428,12 @@ class ConnectionPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
-            sock.settimeout(None)
-            limit = struct.pack("ll", int(timeout), int((timeout % 1) * 1e6))
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+            if self._ssl is None:  # blocking, so that MSG_WAITALL waits; the kernel times out
+                sock.settimeout(None)
+                limit = struct.pack("ll", int(timeout), int((timeout % 1) * 1e6))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+            # TLS keeps Python's timeout: OpenSSL retries a read the kernel timed out
         except _ssl.SSLCertVerificationError as exc:
             sock.close()
             raise certificate_error(exc.verify_message, self.display) from exc
