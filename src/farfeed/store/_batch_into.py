@@ -1,12 +1,13 @@
 """Batch-get straight into the caller's buffers (docs/HTTP_API.md, ``POST /_farfeed/batch``).
 
 The request is one block of bytes; the response's frames are received by a receiver
-thread (`farfeed.store._keepalive`) with one ``recvmsg_into`` over every frame header
-and payload buffer, so each payload byte is written once, by the kernel, into its final
-place (the buffer the loader verifies and hands on), with the GIL released meanwhile.
-The frame headers land in a small buffer of their own and are checked against the ones
-expected, all at once. Only the gateway's batch responses take this road; everything
-else stays on aiohttp.
+thread (`farfeed.store._keepalive`), ~`CHUNK_BYTES` at a time, each chunk with one
+``recvmsg_into`` over its frame headers and payload buffers: each payload byte is
+written once, by the kernel, into its final place (the buffer the loader verifies and
+hands on), with the GIL released meanwhile. The frame headers land in a small buffer of
+their own and are checked against the ones expected in one comparison; each chunk's
+payloads are hashed right away, while in the cache (``digests``). Only the gateway's
+batch responses take this road; everything else stays on aiohttp.
 """
 
 from __future__ import annotations
