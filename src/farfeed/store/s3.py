@@ -226,7 +226,8 @@ class S3Store(CoalescingReads):
     ) -> None:
         """Range ``k`` of ``ranges`` into ``outs[k]``: neighbouring ranges of one object
         coalesced into one GET (`farfeed.store.coalesce`), the GETs concurrent, a lone
-        range's bytes received straight into its buffer; ``landed(k)`` as each is in place."""
+        range's bytes received straight into its buffer; ``landed(k)`` as each is in place;
+        ``digests[k]``: a lone range's xxh64, hashed as it arrives (see `Store.read_into`)."""
         for r, out in zip(ranges, outs, strict=True):
             if len(out) != r.length:
                 raise ConfigError(f"buffer of {len(out)} bytes for a range of {r.length}")
