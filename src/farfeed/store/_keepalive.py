@@ -256,24 +256,28 @@ def parse_headers(head: bytes, names: Sequence[bytes]) -> dict[str, str]:
 class _Threads:
     """Daemon receiver threads, as many as exchanges in flight (up to ``limit``): a thread
     blocked on a far server never holds up the interpreter's exit, and one idle for
-    `THREAD_IDLE_S` (or told to by `close`) ends."""
+    `THREAD_IDLE_S` (or told to by `close`) ends.
+
+    ``_idle`` counts threads waiting for a job: each releases it once before it waits, a
+    `submit` takes one (else starts a thread), and a thread may end only by taking one
+    back itself, so a job never waits for a busy thread while another could be started.
+    """
 
     def __init__(self, limit: int) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._limit = limit
         self._threads = 0
-        self._idle = 0
+        self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._jobs.put((future, fn))
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # that thread takes it
-            elif self._threads < self._limit:
-                self._threads += 1
-                threading.Thread(target=self._serve, name="farfeed-recv", daemon=True).start()
+        if not self._idle.acquire(blocking=False):  # nobody waiting: one more thread
+            with self._lock:
+                if self._threads < self._limit:
+                    self._threads += 1
+                    threading.Thread(target=self._serve, name="farfeed-recv", daemon=True).start()
         return future
 
     def close(self) -> None:
@@ -287,12 +291,11 @@ class _Threads:
             try:
                 job = self._jobs.get(timeout=THREAD_IDLE_S)
             except queue.Empty:
+                if not self._idle.acquire(blocking=False):
+                    continue  # a submit counted on us: its job is in the queue
                 with self._lock:
-                    if not self._jobs.empty():
-                        continue  # a job came as the wait ended: its submit counted us idle
-                    self._idle -= 1
                     self._threads -= 1
-                    return
+                return
             if job is None:
                 with self._lock:
                     self._threads -= 1
@@ -304,8 +307,7 @@ class _Threads:
                 except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
                     future.set_exception(exc)
             del job, future, fn
-            with self._lock:
-                self._idle += 1
+            self._idle.release()
 
 
 _Job = tuple[concurrent.futures.Future, Callable[[], object]]
@@ -386,7 +388,7 @@ class ConnectionPool:
             self._idle = []
             self._early = None
             self._gate = asyncio.Semaphore(self.options.connections)
-            self._threads = _Threads(self.options.connections)
+            self._threads = _Threads(self.options.connections + 1)  # + connect_ahead's
             self._owner = owner
 
     async def _connection(self) -> Connection:
