@@ -3,12 +3,12 @@
 The loader's two read paths share this layer: the gateway's batch-get
 (`farfeed.store._batch_into`) and S3 range GETs (`farfeed.store._s3get`). A request is
 one block of bytes; its reply's head is parsed with a few ``find``s; its body is received
-by blocking ``recv_into`` (or one ``recvmsg_into`` over many buffers) with
-``MSG_WAITALL``, straight into the caller's buffers, with the GIL released for the whole
-wait. That is one system call for a whole sample (or a whole batch response), where an
-event loop needs a wake-up, ``get_buffer`` and ``buffer_updated`` for every ~64 KB that
-arrives: measured on a 2-core box, 0.65 against 1.7 CPU-s per GB for the same bytes
-(``scripts/bench_blocking_receive.py``).
+by blocking ``recvmsg_into`` over many buffers with ``MSG_WAITALL``, straight into the
+caller's buffers, with the GIL released for the whole wait. That is one system call for
+a whole sample (or a ~1 MiB chunk of a batch response), where an event loop needs a
+wake-up, ``get_buffer`` and ``buffer_updated`` for every ~64 KB that arrives (the
+experiment that chose this: ``scripts/bench_blocking_receive.py``; before/after figures
+in docs/BENCHMARKS.md, "Receiver threads").
 
 The event loop keeps what it is good at: `ConnectionPool.run` is a coroutine. It takes an
 idle connection (or opens one), hands the exchange to a receiver thread, and awaits it;
@@ -415,8 +415,8 @@ class ConnectionPool:
             raise
 
     def _open(self) -> Connection:
-        """Connect (and shake hands) in a receiver thread; blocking from then on, with the
-        timeout in the kernel."""
+        """Connect (and shake hands) in a receiver thread; on plain TCP blocking from then
+        on, with the timeout in the kernel."""
         timeout = self.options.timeout
         try:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
