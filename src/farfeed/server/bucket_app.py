@@ -32,7 +32,7 @@ from farfeed.server.batch_sendfile import FRAME, TRAILER
 from farfeed.server.bucket import Bucket, BucketSettings, is_bucket_url, store_errors
 from farfeed.server.limits import ServerLimits
 from farfeed.server.metrics import Metrics
-from farfeed.server.objects import API_VERSION, parse_range
+from farfeed.server.objects import API_VERSION, parse_range, range_response
 from farfeed.server.paths import RESERVED, check_prefix, split_path
 from farfeed.server.responses import ApiError, json_response
 from farfeed.store import Store
@@ -227,12 +227,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     start, count, partial = parse_range(request.headers.get("Range"), size)
     pieces = bucket.views([(path, size, start, count)]) if request.method != "HEAD" and count else None
     first = await _first(pieces)  # a store that is down is a clean 503, before any header
-    resp = web.StreamResponse(status=206 if partial else 200)
-    resp.content_type = "application/octet-stream"
-    resp.content_length = count
-    resp.headers["Accept-Ranges"] = "bytes"
-    if partial:
-        resp.headers["Content-Range"] = f"bytes {start}-{start + count - 1}/{size}"
+    resp = range_response(start, count, size, partial=partial)
     await resp.prepare(request)
     if pieces is not None and first is not None:
         await _write_rest(request, resp, first, pieces, frames=False)

@@ -85,12 +85,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     try:
         size = os.fstat(fobj.fileno()).st_size
         start, count, partial = parse_range(request.headers.get("Range"), size)
-        resp = web.StreamResponse(status=206 if partial else 200)
-        resp.content_type = "application/octet-stream"
-        resp.content_length = count
-        resp.headers["Accept-Ranges"] = "bytes"
-        if partial:
-            resp.headers["Content-Range"] = f"bytes {start}-{start + count - 1}/{size}"
+        resp = range_response(start, count, size, partial=partial)
         await resp.prepare(request)
         if request.method != "HEAD" and count:
             await _send(request, resp, fobj, start, count)
@@ -123,6 +118,18 @@ async def _send(
             raise ConnectionResetError("object shrank while it was being sent")
         await resp.write(chunk)
         sent += len(chunk)
+
+
+def range_response(start: int, count: int, size: int, *, partial: bool) -> web.StreamResponse:
+    """The head of a GET/HEAD answer of ``count`` bytes from ``start`` of a ``size``-byte
+    object: ``206`` with its ``Content-Range`` when ``partial``, else ``200``."""
+    resp = web.StreamResponse(status=206 if partial else 200)
+    resp.content_type = "application/octet-stream"
+    resp.content_length = count
+    resp.headers["Accept-Ranges"] = "bytes"
+    if partial:
+        resp.headers["Content-Range"] = f"bytes {start}-{start + count - 1}/{size}"
+    return resp
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
