@@ -1,12 +1,18 @@
 """A/B of the loader's client CPU per GB between two source trees, interleaved in one run.
 
     .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --rounds 5
+    .venv/bin/python scripts/ab_receive.py --old-checksum xxh64 --rounds 5
+
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each round runs,
 for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
 epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.DataLoader``
 with one worker, and reports the second epoch's CPU-s/GB of its process tree (itself and
 its workers: ``getrusage`` of itself and its reaped children). Prints medians and the new/old ratio per round.
+
+``--old-checksum xxh64``: the "old" side reads a copy of the dataset whose index holds
+xxh64 checksums (as datasets packed before XXH3 do), the "new" side today's pack; with no
+``--old`` both sides run this tree, so the difference is the checksum function alone.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ print(json.dumps(out))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", type=Path, required=True, help="the other tree's src folder")
+    parser.add_argument("--old", type=Path, help="the other tree's src folder (default: this one)")
+    parser.add_argument("--old-checksum", choices=["xxh64", "xxh3_64"],
+                        help="the old side reads a copy of the dataset hashed with this")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
@@ -54,7 +62,11 @@ def main() -> None:
     for p in ds_dir.iterdir():
         p.read_bytes()
     new = Path(__file__).resolve().parents[1] / "src"
-    trees = {"old": args.old.resolve(), "new": new}
+    trees = {"old": (args.old or new).resolve(), "new": new}
+    datasets = {"old": "ds", "new": "ds"}
+    if args.old_checksum:
+        datasets["old"] = f"ds-{args.old_checksum}"
+        _rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
     results: dict[tuple[str, int], list[float]] = {}
     with GatewayProcess.start(root) as gw:
         for r in range(args.rounds):
@@ -62,7 +74,7 @@ def main() -> None:
                 for name, tree in trees.items():
                     env = {**os.environ, "PYTHONPATH": str(tree)}
                     line = subprocess.run(
-                        [sys.executable, "-c", CHILD, f"{gw.url}/ds", str(workers)],
+                        [sys.executable, "-c", CHILD, f"{gw.url}/{datasets[name]}", str(workers)],
                         env=env, capture_output=True, text=True, check=True,
                     ).stdout.strip().splitlines()[-1]  # fmt: skip
                     got = json.loads(line)
@@ -76,6 +88,33 @@ def main() -> None:
         print(f"workers={workers}: old {statistics.median(old):.2f}, new {statistics.median(new_):.2f} "
               f"CPU-s/GB; new/old per round median {statistics.median(ratios):.2f} "
               f"({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+
+
+def _rehashed_copy(src: Path, dst: Path, checksum: str) -> None:
+    """``dst``: ``src``'s shards (hard links) with an index of ``checksum`` digests."""
+    import numpy as np
+
+    from farfeed.checksum import digest_function
+    from farfeed.format import DATASET_JSON, INDEX_FILE, SampleIndex
+    from farfeed.format.builder import write_index
+
+    dst.mkdir(parents=True, exist_ok=True)
+    index = SampleIndex.load(src)
+    for name in index.shard_names:
+        if not (dst / name).exists():
+            os.link(src / name, dst / name)
+    digest = digest_function(checksum)
+    sums = np.zeros(len(index), dtype=np.uint64)
+    for i in range(len(index)):
+        shard, offset, size = index.span(i)
+        with open(src / shard, "rb") as f:
+            f.seek(offset)
+            sums[i] = digest(f.read(size))
+    with np.load(src / INDEX_FILE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["checksum"] = sums
+    meta = json.loads((src / DATASET_JSON).read_bytes())
+    write_index(dst, {**meta, "checksum": checksum}, arrays)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def _meta(packed: Path) -> dict:
         ({"index": "/abs/index.npz"}, "bad index name"),
         ({"samples": "many"}, "'samples' must be int"),
         ({"samples": 45}, "arrays hold 44 samples"),
+        ({"checksum": "md5"}, "unsupported checksum 'md5' \\(this farfeed reads xxh64, xxh3_64\\)"),
     ],
 )
 def test_bad_metadata_is_a_format_error(packed: Path, change: dict, message: str) -> None:

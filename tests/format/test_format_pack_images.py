@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
+from helpers.data import rehash_dataset
 from helpers.samples import read_span
 
 from farfeed.errors import ConfigError, DatasetExistsError, FormatError, IntegrityError
@@ -63,6 +66,27 @@ def test_shards_roll_over_and_are_plain_tar(packed: Path) -> None:
         sample = index.unpack(0, read_span(packed, index, 0))
         assert first.read() == sample["jpg"]
         assert members[0].offset_data == int(index.offset[0])
+
+
+def test_packs_record_xxh3_and_datasets_with_xxh64_still_verify(packed: Path, tmp_path: Path) -> None:
+    """New packs carry XXH3 checksums (dataset.json says so); a dataset packed with xxh64
+    (an older farfeed) verifies with xxh64, because dataset.json names the function."""
+    index = SampleIndex.load(packed)
+    assert index.meta.checksum == "xxh3_64"
+    spans = [read_span(packed, index, i) for i in range(len(index))]
+    assert index.checksum.tolist() == [xxhash.xxh3_64_intdigest(s) for s in spans]
+    old = tmp_path / "old"
+    shutil.copytree(packed, old)
+    rehash_dataset(old, "xxh64")
+    older = SampleIndex.load(old)
+    assert older.meta.checksum == "xxh64"
+    assert older.checksum.tolist() == [xxhash.xxh64_intdigest(s) for s in spans]
+    for i, span in enumerate(spans):
+        older.verify(i, span)
+    bad = bytearray(spans[3])
+    bad[-1] ^= 1
+    with pytest.raises(IntegrityError, match="xxh64 [0-9a-f]{16} does not match the index"):
+        older.verify(3, bytes(bad))
 
 
 def test_corrupted_span_raises_integrity_error(packed: Path) -> None:

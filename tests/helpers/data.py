@@ -129,3 +129,26 @@ def storage_root(root: Path, *, images: int = 64, text_bytes: int = 256 * 1024) 
 def remote_links() -> dict[str, Link]:
     """The near (0 ms) and remote (tokyo-fukuoka, 15 ms) links to a `storage_root`."""
     return {"near": Link(rtt=0.0), "remote": Link.from_preset("tokyo-fukuoka")}
+
+
+def rehash_dataset(ds: Path, checksum: str, *, claim: str | None = None) -> None:
+    """Rewrite an images/webdataset dataset's per-sample checksums with ``checksum`` (as a
+    dataset packed by an older farfeed carries: ``"xxh64"``); dataset.json names ``claim``
+    (default: ``checksum``; another name makes the index disagree with its bytes)."""
+    from farfeed.checksum import digest_function
+    from farfeed.format import DATASET_JSON, INDEX_FILE, SampleIndex
+
+    index = SampleIndex.load(ds)
+    digest = digest_function(checksum)
+    sums = np.zeros(len(index), dtype=np.uint64)
+    for i in range(len(index)):
+        shard, offset, size = index.span(i)
+        with open(ds / shard, "rb") as f:
+            f.seek(offset)
+            sums[i] = digest(f.read(size))
+    with np.load(ds / INDEX_FILE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["checksum"] = sums
+    meta = json.loads((ds / DATASET_JSON).read_bytes())
+    meta["checksum"] = claim or checksum
+    write_index(ds, meta, arrays)

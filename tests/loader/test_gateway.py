@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.data import fixed_size_dataset
+from helpers.data import fixed_size_dataset, rehash_dataset
 from helpers.samples import assert_exactly_once, keys
 
-from farfeed.errors import AccessDeniedError
+from farfeed.errors import AccessDeniedError, IntegrityError
 from farfeed.loader import DataLoader, Dataset
 from farfeed.server import TokenTable, serve_in_thread
 from farfeed.wan import Link, WanThread
@@ -100,3 +100,24 @@ def test_bytes_held_never_pass_the_memory_budget(big_root: Path) -> None:
         stats = ds.stats()
     assert stats["samples"] == 300
     assert 0 < stats["peak_bytes_held"] <= 1 << 20
+
+
+@pytest.mark.parametrize("decode", ["raw", "batch"])
+def test_each_dataset_is_checked_with_the_checksum_its_dataset_json_names(
+    tmp_path: Path, decode: str
+) -> None:
+    """A dataset packed with xxh64 (an older farfeed) reads exactly through the gateway,
+    hashed where it lands; one whose dataset.json names another function than its index
+    holds fails every check, so nothing is delivered (the name is really used)."""
+    fixed_size_dataset(tmp_path / "old", samples=40, sample_bytes=3000, seed=3)
+    rehash_dataset(tmp_path / "old", "xxh64")
+    fixed_size_dataset(tmp_path / "lying", samples=40, sample_bytes=3000, seed=4)
+    rehash_dataset(tmp_path / "lying", "xxh64", claim="xxh3_64")
+    with serve_in_thread(tmp_path) as url:
+        ds = Dataset(f"{url}/old", decode=decode, batch_size=8, seed=1)
+        got = list(ds)
+        delivered = sum(len(b.keys) for b in got) if decode == "batch" else len(got)
+        assert delivered == 40 and ds.stats()["corrupt"] == 0
+        lying = Dataset(f"{url}/lying", decode=decode, batch_size=8, seed=1)
+        with pytest.raises(IntegrityError, match="checksum mismatch in every copy"):
+            next(iter(lying))

@@ -72,8 +72,11 @@ async def test_gateway_bytes_land_in_place_in_order(files: Files, gateway_url: s
         assert len(store._raw._pool._idle) == 1  # one keep-alive connection served all three
 
 
-async def test_the_gateway_hashes_each_range_where_it_lands(files: Files, gateway_url: str) -> None:
-    """``digests``: the receiver thread's xxh64 of every range, split requests included."""
+@pytest.mark.parametrize("checksum", ["xxh64", "xxh3_64"])
+async def test_the_gateway_hashes_each_range_where_it_lands(
+    files: Files, gateway_url: str, checksum: str
+) -> None:
+    """``digests``: the receiver thread's ``checksum`` of every range, split requests included."""
     rng = random.Random(2)
     ranges = random_ranges(files, rng, 200)
     async with open_store(f"{gateway_url}/ds") as store:
@@ -81,9 +84,10 @@ async def test_the_gateway_hashes_each_range_where_it_lands(files: Files, gatewa
         store._info = {**(await store.info()), "max_batch_ranges": 64}  # four requests
         outs = [memoryview(bytearray(r.length)) for r in ranges]
         digests = np.zeros(len(ranges), dtype=np.uint64)
-        await store.read_into(ranges, outs, digests=digests)
+        await store.read_into(ranges, outs, digests=digests, checksum=checksum)
     assert [bytes(o) for o in outs] == expected(files, ranges)
-    assert digests.tolist() == [xxhash.xxh64_intdigest(o) for o in outs]
+    function = xxhash.xxh64_intdigest if checksum == "xxh64" else xxhash.xxh3_64_intdigest
+    assert digests.tolist() == [function(o) for o in outs]
 
 
 async def test_local_and_http_stores_fill_the_same_buffers(files: Files, gateway_root: Path) -> None:

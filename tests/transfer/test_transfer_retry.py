@@ -148,6 +148,27 @@ def test_a_long_outage_logs_one_line_per_interval_not_one_per_retry(
     assert lines[-1] == "link to http://a:1 back after 60.0 s"
 
 
+def test_a_reply_to_a_call_sent_before_the_outage_does_not_end_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen on a link cut with resets: one read's reply was already in its socket when a
+    second read failed; its success logged "back after 0.0 s", then "down" again."""
+    now = [1000.0]
+    links = LinkLog(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="farfeed.transfer"):
+        before = links.now()
+        now[0] += 0.5
+        links.down("http://a:1", "reset", retry_for=120.0, left=120.0)
+        links.up("http://a:1", started=before)  # sent before the outage: says nothing
+        assert links.is_down("http://a:1")
+        now[0] += 5.0
+        retried = links.now()
+        now[0] += 0.1
+        links.up("http://a:1", started=retried)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[1] == "link to http://a:1 back after 5.1 s", lines
+
+
 def test_workers_sharing_a_log_say_each_outage_once(caplog: pytest.LogCaptureFixture) -> None:
     shared = mp.RawArray("d", 2)  # what a rank's DataLoader workers share
     workers = [LinkLog(shared=shared) for _ in range(8)]

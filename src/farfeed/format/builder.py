@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from farfeed.checksum import DEFAULT_CHECKSUM
 from farfeed.format.meta import (
     CREATED_BY,
     DATASET_JSON,
@@ -142,7 +143,7 @@ class IndexBuilder:
         if classes is not None:
             meta["classes"] = list(classes)
         meta.update(
-            extensions=self.extensions(), checksum="xxh64", index=INDEX_FILE, created_by=CREATED_BY
+            extensions=self.extensions(), checksum=DEFAULT_CHECKSUM, index=INDEX_FILE, created_by=CREATED_BY
         )
         return meta
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from farfeed.checksum import CHECKSUMS
 from farfeed.errors import ConfigError, FormatError
 
 DATASET_JSON = "dataset.json"
@@ -88,8 +89,11 @@ class DatasetMeta:
         index = _get(obj, "index", str)
         check_object_name(index, what="index name")
         checksum = obj.get("checksum", "xxh64")
-        if checksum != "xxh64":
-            raise FormatError(f"{DATASET_JSON}: unsupported checksum {checksum!r} (only 'xxh64')")
+        if checksum not in CHECKSUMS:
+            raise FormatError(
+                f"{DATASET_JSON}: unsupported checksum {checksum!r} (this farfeed reads "
+                f"{', '.join(CHECKSUMS)})"
+            )
         extensions = tuple(obj.get("extensions", ()))
         classes = tuple(obj.get("classes") or ())
         if not all(isinstance(e, str) for e in extensions + classes):

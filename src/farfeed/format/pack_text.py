@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
-import xxhash
 
+from farfeed.checksum import DEFAULT_CHECKSUM, new_hasher
 from farfeed.errors import ConfigError, FormatError
 from farfeed.format.builder import write_index
 from farfeed.format.meta import CREATED_BY, FORMAT_NAME, FORMAT_VERSION, INDEX_FILE, parse_size
@@ -43,7 +43,7 @@ class TokenFileWriter:
         self.doc_length: list[int] = []
         self._f: BinaryIO | None = None
         self._pos = 0  # tokens in the current file
-        self._hash = xxhash.xxh64()
+        self._hash = new_hasher(DEFAULT_CHECKSUM)
 
     def add(self, tokens: np.ndarray) -> None:
         """One document's tokens; EOS is appended."""
@@ -74,7 +74,7 @@ class TokenFileWriter:
 
     def _end_chunk(self) -> None:
         self.chunk_checksum.append(self._hash.intdigest())
-        self._hash = xxhash.xxh64()
+        self._hash = new_hasher(DEFAULT_CHECKSUM)
 
     def _next_file(self) -> None:
         self._close_file()
@@ -206,7 +206,7 @@ def _token_meta(
         "shards": list(writer.files),
         "shard_bytes": shard_bytes,
         "splits": splits,
-        "checksum": "xxh64",
+        "checksum": DEFAULT_CHECKSUM,
         "index": INDEX_FILE,
         "created_by": CREATED_BY,
         "dtype": dtype.name,

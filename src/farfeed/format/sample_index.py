@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import xxhash
 
+from farfeed.checksum import digest_function
 from farfeed.errors import ConfigError, FormatError, IntegrityError
 from farfeed.format.meta import DatasetMeta
 from farfeed.format.npz_index import Buffer, NpzIndex
@@ -139,15 +139,17 @@ class SampleIndex(NpzIndex):
         return bytes(self.key[self._check_id(i)]).decode("utf-8", "surrogateescape")
 
     def verify(self, i: int, data: Buffer) -> None:
-        """Raise `IntegrityError` unless ``data`` is exactly sample ``i``'s span (length and xxh64)."""
+        """Raise `IntegrityError` unless ``data`` is exactly sample ``i``'s span (length and
+        checksum: the function dataset.json names, see `farfeed.checksum`)."""
         shard, offset, size = self.span(i)
         where = f"sample {self.key_of(i)!r} (id {i}, {shard} at offset {offset})"
         if len(data) != size:
             raise IntegrityError(f"{where}: got {len(data)} bytes, the index says {size}")
-        digest = xxhash.xxh64_intdigest(data)
+        digest = digest_function(self.meta.checksum)(data)
         if digest != int(self.checksum[i]):
             raise IntegrityError(
-                f"{where}: xxh64 {digest:016x} does not match the index ({int(self.checksum[i]):016x})"
+                f"{where}: {self.meta.checksum} {digest:016x} does not match the index "
+                f"({int(self.checksum[i]):016x})"
             )
 
     def unpack(self, i: int, data: Buffer, *, verify: bool = True) -> dict[str, Any]:

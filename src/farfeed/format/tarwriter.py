@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import xxhash
-
+from farfeed.checksum import DEFAULT_CHECKSUM, digest_function
 from farfeed.format.builder import IndexBuilder
 
 BLOCK = 512
@@ -50,7 +49,8 @@ def member_header(name: str, size: int) -> bytes:
 
 
 def build_sample(key: str, members: Sequence[tuple[str, bytes]]) -> SampleBlob:
-    """Tar bytes for members ``KEY.EXT`` in the given order, with the span and its xxh64."""
+    """Tar bytes for members ``KEY.EXT`` in the given order, with the span and its checksum
+    (`DEFAULT_CHECKSUM`, what `IndexBuilder` records in dataset.json)."""
     parts: list[bytes] = []
     pos = 0
     span_start = -1
@@ -67,7 +67,7 @@ def build_sample(key: str, members: Sequence[tuple[str, bytes]]) -> SampleBlob:
         pos = end + _pad(len(data))
     blob = b"".join(parts)
     span_size = end - span_start
-    checksum = xxhash.xxh64_intdigest(memoryview(blob)[span_start:end])
+    checksum = digest_function(DEFAULT_CHECKSUM)(memoryview(blob)[span_start:end])
     return SampleBlob(blob, span_start, span_size, recorded, checksum)
 
 

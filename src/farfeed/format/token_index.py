@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import xxhash
 
+from farfeed.checksum import digest_function
 from farfeed.errors import ConfigError, FormatError, IntegrityError
 from farfeed.format.meta import DATASET_JSON, DatasetMeta
 from farfeed.format.npz_index import Buffer, NpzIndex
@@ -124,14 +124,14 @@ class TokenIndex(NpzIndex):
         return int(self.file_chunk_start[file]) + token // self.chunk_tokens
 
     def verify_chunk(self, c: int, data: Buffer) -> None:
-        """Raise `IntegrityError` unless ``data`` is exactly chunk ``c`` (length and xxh64)."""
+        """Raise `IntegrityError` unless ``data`` is exactly chunk ``c`` (length and checksum)."""
         name, offset, size = self.chunk_range(c)
         where = f"token chunk {c} ({name} at offset {offset})"
         if len(data) != size:
             raise IntegrityError(f"{where}: got {len(data)} bytes, the index says {size}")
-        digest = xxhash.xxh64_intdigest(data)
+        digest = digest_function(self.meta.checksum)(data)
         if digest != int(self.chunk_checksum[c]):
-            raise IntegrityError(f"{where}: xxh64 {digest:016x} does not match the index")
+            raise IntegrityError(f"{where}: {self.meta.checksum} {digest:016x} does not match the index")
 
     def split_doc_range(self, split: str) -> tuple[int, int]:
         """Documents [first, stop) of a split ("train": all but the last ~2 %, "val": those)."""

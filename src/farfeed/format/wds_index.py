@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import xxhash
 
+from farfeed.checksum import DEFAULT_CHECKSUM, new_hasher
 from farfeed.errors import ConfigError, DatasetExistsError, FormatError
 from farfeed.format.builder import SPLIT_ORDER, IndexBuilder, write_index
 from farfeed.format.meta import DATASET_JSON
@@ -68,8 +68,8 @@ def _split_of(shard: str) -> str:
 
 
 def _hash_range(f: BinaryIO, offset: int, length: int, *, where: str) -> int:
-    """xxh64 of ``length`` bytes at ``offset``, read in pieces (spans can be large)."""
-    h = xxhash.xxh64()
+    """`DEFAULT_CHECKSUM` of ``length`` bytes at ``offset``, read in pieces (spans can be large)."""
+    h = new_hasher(DEFAULT_CHECKSUM)
     f.seek(offset)
     while length:
         piece = f.read(min(length, 1 << 22))

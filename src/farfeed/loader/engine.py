@@ -64,8 +64,10 @@ class FetchEngine:
         allocate: Allocator = heap_buffer,
         max_request: int | None = None,
         hold_until: Callable[[], bool] | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         self._planner = planner
+        self._checksum = checksum
         self._hold_until = hold_until
         self._allocate = allocate
         self._max_request = max_request
@@ -248,7 +250,8 @@ class FetchEngine:
         verify = self._config.verify
         digests = np.zeros(len(ranges), dtype=np.uint64) if verify and self._check_many else None
         await reader.read_into(
-            req.ranges, ranges, lambda: self._describe_request(req), digests=digests
+            req.ranges, ranges, lambda: self._describe_request(req), digests=digests,
+            checksum=self._checksum,
         )
         samples = req.cut(ranges)
         if verify:

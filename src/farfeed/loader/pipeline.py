@@ -212,6 +212,7 @@ class Pipeline:
             window=window,
             check=source.check,
             check_many=getattr(source, "check_many", None),
+            checksum=getattr(source, "checksum", "xxh64"),
             describe=source.describe,
             stats=stats,
             allocate=allocate,

@@ -115,11 +115,12 @@ class RangeReader:
         *,
         prefer: int | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> int:
         """Read range ``k`` into ``outs[k]``, keeping what landed across retries and URLs;
         returns the index of the URL that sent the last of them. ``prefer``: the URL to try
         first (when it is in the rotation). ``digests``: filled where the store computed a
-        range's xxh64 as it landed (see `farfeed.store.Store.read_into`), else left 0."""
+        range's ``checksum`` as it landed (see `farfeed.store.Store.read_into`), else left 0."""
         replicas = self._replicas
         todo = list(range(len(ranges)))
         left = sum(r.length for r in ranges)
@@ -130,12 +131,14 @@ class RangeReader:
             lengths = [ranges[k].length for k in todo]
             landed: list[int] = []
             sent = replicas.begin(idx, left)
+            started = self._log.now()
             mark = partial(self._landed, landed, sent)
             sums = None if digests is None else np.zeros(len(todo), dtype=np.uint64)
             try:
                 store = await replicas.store(idx)
                 await store.read_into(
-                    [ranges[k] for k in todo], [outs[k] for k in todo], landed=mark, digests=sums
+                    [ranges[k] for k in todo], [outs[k] for k in todo], landed=mark, digests=sums,
+                    checksum=checksum,
                 )
             except (TransientError, asyncio.TimeoutError) as exc:
                 if digests is not None and sums is not None:
@@ -167,7 +170,7 @@ class RangeReader:
             self._stats.add("wire_bytes", sum(lengths))
             replicas.end(idx, left, sent, ok=True)
             replicas.succeeded(idx)
-            self._log.up(self._links[idx])
+            self._log.up(self._links[idx], started=started)
             self._remember(ranges, todo, idx)
             return idx
 

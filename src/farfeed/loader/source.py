@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 
+from farfeed.checksum import digest_function
 from farfeed.errors import ConfigError, FormatError, IntegrityError, TransientError
 from farfeed.format.sample_index import SampleIndex
 from farfeed.format.token_index import TokenIndex
@@ -72,6 +72,11 @@ class SampleSource:
             index.shard[ids].tolist(), index.offset[ids].tolist(), index.size[ids].tolist(),
             strict=True)]  # fmt: skip
 
+    @property
+    def checksum(self) -> str:
+        """The function the index's per-sample checksums were made with (dataset.json)."""
+        return self.index.meta.checksum
+
     def check(self, i: int, data: memoryview) -> bool:
         try:
             self.index.verify(i, data)
@@ -85,13 +90,13 @@ class SampleSource:
         views: list[memoryview],
         digests: npt.NDArray[np.uint64] | None = None,
     ) -> list[int]:
-        """Positions ``k`` whose ``views[k]`` is not sample ``ids[k]`` (length, xxh64): one
-        table lookup per request; each sample hashed here unless ``digests[k]`` holds its
-        xxh64 already (computed where it arrived; 0: not computed)."""
+        """Positions ``k`` whose ``views[k]`` is not sample ``ids[k]`` (length, checksum):
+        one table lookup per request; each sample hashed here unless ``digests[k]`` holds
+        its `checksum` already (computed where it arrived; 0: not computed)."""
         n = len(views)
         sums = self.index.checksum[ids]
         found = np.zeros(n, dtype=np.uint64) if digests is None else digests.copy()
-        digest = xxhash.xxh64_intdigest
+        digest = digest_function(self.checksum)
         for k in np.flatnonzero(found == 0).tolist():
             found[k] = digest(views[k])
         lengths = np.fromiter(map(len, views), dtype=np.int64, count=n)

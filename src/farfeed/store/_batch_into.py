@@ -16,8 +16,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import xxhash
 
+from farfeed.checksum import digest_function
 from farfeed.errors import StoreError, TransientError
 from farfeed.store._batch import CONTENT_TYPE, FRAME, TRAILER_INDEX, batch_body
 from farfeed.store._http import status_error
@@ -97,16 +97,21 @@ class BatchIntoClient:
         outs: Sequence[memoryview],
         landed: Landed | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         """One ``POST /_farfeed/batch`` for ``items`` (full path, offset, length); item ``k``'s
         bytes land in ``outs[k]``, and ``landed(k)`` is called for each that arrived, in
         order (also when the response fails part way: what landed is kept). ``digests``:
-        each item's xxh64, computed by the receiver thread as its chunk lands."""
+        each item's ``checksum`` (see `farfeed.checksum`), computed by the receiver
+        thread as its chunk lands."""
         body = batch_body(items)
         request = f"{self._head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         arrivals = _Arrivals(landed, asyncio.get_running_loop())
         try:
-            await self._pool.run(lambda conn: self._receive(conn, request, outs, arrivals, digests))
+            digest = None if digests is None else digest_function(checksum)
+            await self._pool.run(
+                lambda conn: self._receive(conn, request, outs, arrivals, digests, digest)
+            )
         finally:
             arrivals.tell()
 
@@ -124,6 +129,7 @@ class BatchIntoClient:
         outs: Sequence[memoryview],
         arrivals: _Arrivals,
         digests: np.ndarray | None,
+        digest: Callable[[memoryview], int] | None,
     ) -> None:
         """Receiver thread: send ``request``, land each frame's payload in its buffer, a
         chunk of about `CHUNK_BYTES` at a time (one system call each), and hash each chunk's
@@ -167,9 +173,9 @@ class BatchIntoClient:
                 arrivals.count = whole
                 raise
             self._check(frames, want, end)
-            if digests is not None:
+            if digests is not None and digest is not None:
                 for k in range(start, end):
-                    digests[k] = xxhash.xxh64_intdigest(outs[k])
+                    digests[k] = digest(outs[k])
             arrivals.count = end
             if start == 0:
                 arrivals.first()

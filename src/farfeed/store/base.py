@@ -126,13 +126,15 @@ class Store(abc.ABC):
         *,
         landed: Callable[[int], None] | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         """Read range ``k`` of ``ranges`` into ``outs[k]`` (a writable view exactly that
         long), calling ``landed(k)`` as each one is complete. The loader reads through this: the gateway
         and local disk put the bytes straight in place; this default copies `iter_many`'s.
 
         ``digests`` (a ``uint64`` array, one entry per range, zeros): a store may set
-        ``digests[k]`` to range ``k``'s xxh64 once it is in place, computed in the thread
+        ``digests[k]`` to range ``k``'s ``checksum`` (a name `farfeed.checksum`
+        knows: ``"xxh64"`` or ``"xxh3_64"``) once it is in place, computed in the thread
         that received it while the bytes are still in the CPU's cache (the gateway's
         batch-get does). Entries left 0 were not computed; the caller hashes those."""
         k = 0

@@ -167,10 +167,11 @@ class GatewayStore(GatewayUploads):
         *,
         landed: Callable[[int], None] | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         """Batch-gets of ``ranges`` whose payloads land straight in ``outs`` (one
         ``recv_into`` copy), ``landed(k)`` called as range k completes, ``digests[k]``
-        set by the receiver thread (see `Store.read_into`); requests over the server's
+        (the ``checksum`` of range k) set by the receiver thread (see `Store.read_into`); requests over the server's
         limits are split and run concurrently."""
         if not ranges:
             return
@@ -184,13 +185,13 @@ class GatewayStore(GatewayUploads):
                     landed(group[0])
                 return
             if len(group) == len(items):  # the whole read is one batch-get: no index maps
-                await self._raw.read_into(items, outs, landed, digests)
+                await self._raw.read_into(items, outs, landed, digests, checksum)
                 return
             mark = None if landed is None else (lambda k: landed(group[k]))
             sums = None if digests is None else np.zeros(len(group), dtype=np.uint64)
             try:
                 await self._raw.read_into(
-                    [items[i] for i in group], [outs[i] for i in group], mark, sums
+                    [items[i] for i in group], [outs[i] for i in group], mark, sums, checksum
                 )
             finally:
                 if digests is not None and sums is not None:

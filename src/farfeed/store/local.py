@@ -107,9 +107,10 @@ class LocalStore(Store):
         *,
         landed: Callable[[int], None] | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         """``ranges`` read with ``preadv`` straight into ``outs`` (``landed(k)`` as range k
-        is in place): one worker-thread task per object. ``digests``: not computed here
+        is in place): one worker-thread task per object. ``digests``, ``checksum``: not computed here
         (see `Store.read_into`)."""
         by_path: dict[str, list[int]] = {}
         for i, r in enumerate(ranges):

@@ -23,6 +23,7 @@ import numpy as np
 import xxhash
 from yarl import URL
 
+from farfeed.checksum import digest_function
 from farfeed.errors import BadRequestError, ConfigError, StoreError, TransientError
 from farfeed.store._http import HttpClient
 from farfeed.store._paths import clean_prefix, clean_relpath
@@ -223,15 +224,17 @@ class S3Store(CoalescingReads):
         *,
         landed: Callable[[int], None] | None = None,
         digests: np.ndarray | None = None,
+        checksum: str = "xxh64",
     ) -> None:
         """Range ``k`` of ``ranges`` into ``outs[k]``: neighbouring ranges of one object
         coalesced into one GET (`farfeed.store.coalesce`), the GETs concurrent, a lone
         range's bytes received straight into its buffer; ``landed(k)`` as each is in place;
-        ``digests[k]``: a lone range's xxh64, hashed as it arrives (see `Store.read_into`)."""
+        ``digests[k]``: a lone range's ``checksum``, hashed as it arrives (see `Store.read_into`)."""
         for r, out in zip(ranges, outs, strict=True):
             if len(out) != r.length:
                 raise ConfigError(f"buffer of {len(out)} bytes for a range of {r.length}")
         spans = coalesce(ranges, max_gap=self.coalesce_gap, max_span=self.max_span)
+        digest = digest_function(checksum)
 
         async def one(span: Span) -> None:
             key, display = self._key(span.path)
@@ -241,7 +244,7 @@ class S3Store(CoalescingReads):
                     k = span.members[0][0]
                     await self._get(key, display, span.offset, span.length, outs[k])
                     if digests is not None:  # just received: still in the cache
-                        digests[k] = xxhash.xxh64_intdigest(outs[k])
+                        digests[k] = digest(outs[k])
                 else:
                     buffer = memoryview(bytearray(span.length))
                     await self._get(key, display, span.offset, span.length, buffer)

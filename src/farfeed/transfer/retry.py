@@ -147,11 +147,20 @@ class LinkLog:
         if self._down.pop(link, None) is not None:
             self._shared[0] = self._shared[1] = 0.0
 
-    def up(self, link: str) -> None:
-        """A call over ``link`` succeeded: if it was down, say it is back (once per outage)."""
-        outage = self._down.pop(link, None)
-        if outage is None:
+    def now(self) -> float:
+        """This log's clock: what ``up(started=)`` is measured on."""
+        return self._clock()
+
+    def up(self, link: str, *, started: float | None = None) -> None:
+        """A call over ``link`` succeeded: if it was down, say it is back (once per outage).
+
+        ``started``: when the call was sent (`now`). One sent before the outage began
+        can still succeed (its reply was already on its way or in a socket's buffer) and
+        says nothing about the link now: the outage goes on."""
+        outage = self._down.get(link)
+        if outage is None or (started is not None and started < outage.since):
             return
+        del self._down[link]
         shared = self._shared
         if shared[1]:
             shared[0], shared[1] = 0.0, 0.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from farfeed.checksum import DEFAULT_CHECKSUM
 from farfeed.errors import ConfigError
 from farfeed.format.builder import IndexBuilder, write_index
 from farfeed.format.meta import DATASET_JSON
@@ -23,7 +24,8 @@ SHARD_BYTES = 64 * 2**20
 
 def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed: int = 0) -> Path:
     """Write a dataset of ``samples`` x ``sample_bytes`` at ``out``, or reuse the one an
-    earlier run wrote there when it holds at least as many samples of that size."""
+    earlier run wrote there when it holds at least as many samples of that size, hashed
+    with today's `DEFAULT_CHECKSUM` (what is measured is what a new pack reads)."""
     if samples < 1 or sample_bytes < 1:
         raise ConfigError(
             f"need samples >= 1 and sample_bytes >= 1, got {samples!r}, {sample_bytes!r}"
@@ -34,6 +36,7 @@ def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed:
         meta = json.loads(meta_path.read_text())
         bench = meta.get("bench_io", {})
         same = bench.get("sample_bytes") == sample_bytes and bench.get("seed") == seed
+        same = same and meta.get("checksum", "xxh64") == DEFAULT_CHECKSUM
         if same and bench.get("samples", 0) >= samples:  # enough of the same samples
             return out
         if not bench:
