@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
-    from farfeed.bench.io.data import make_fixed_size_dataset
+    from farfeed.bench.io.data import make_fixed_size_dataset, rehashed_copy
     from farfeed.server.process import GatewayProcess
 
     root = args.work / "root"
@@ -66,7 +66,7 @@ def main() -> None:
     datasets = {"old": "ds", "new": "ds"}
     if args.old_checksum:
         datasets["old"] = f"ds-{args.old_checksum}"
-        _rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
+        rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
     results: dict[tuple[str, int], list[float]] = {}
     with GatewayProcess.start(root) as gw:
         for r in range(args.rounds):
@@ -88,33 +88,6 @@ def main() -> None:
         print(f"workers={workers}: old {statistics.median(old):.2f}, new {statistics.median(new_):.2f} "
               f"CPU-s/GB; new/old per round median {statistics.median(ratios):.2f} "
               f"({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
-
-
-def _rehashed_copy(src: Path, dst: Path, checksum: str) -> None:
-    """``dst``: ``src``'s shards (hard links) with an index of ``checksum`` digests."""
-    import numpy as np
-
-    from farfeed.checksum import digest_function
-    from farfeed.format import DATASET_JSON, INDEX_FILE, SampleIndex
-    from farfeed.format.builder import write_index
-
-    dst.mkdir(parents=True, exist_ok=True)
-    index = SampleIndex.load(src)
-    for name in index.shard_names:
-        if not (dst / name).exists():
-            os.link(src / name, dst / name)
-    digest = digest_function(checksum)
-    sums = np.zeros(len(index), dtype=np.uint64)
-    for i in range(len(index)):
-        shard, offset, size = index.span(i)
-        with open(src / shard, "rb") as f:
-            f.seek(offset)
-            sums[i] = digest(f.read(size))
-    with np.load(src / INDEX_FILE) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    arrays["checksum"] = sums
-    meta = json.loads((src / DATASET_JSON).read_bytes())
-    write_index(dst, {**meta, "checksum": checksum}, arrays)
 
 
 if __name__ == "__main__":

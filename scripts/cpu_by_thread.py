@@ -1,6 +1,7 @@
 """Where an in-process ``decode="batch"`` GB goes, thread by thread.
 
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6
+    .venv/bin/python scripts/cpu_by_thread.py --epochs 6 --checksum xxh64   # an older pack
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
 epoch, ``--epochs`` epochs of `farfeed.Dataset(decode="batch")` in this process. A
@@ -18,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from farfeed.bench.io.data import make_fixed_size_dataset
+from farfeed.bench.io.data import make_fixed_size_dataset, rehashed_copy
+from farfeed.checksum import CHECKSUMS, DEFAULT_CHECKSUM
 from farfeed.loader import Dataset
 from farfeed.server.process import GatewayProcess
 
@@ -52,9 +54,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
+    parser.add_argument("--checksum", choices=CHECKSUMS, default=DEFAULT_CHECKSUM,
+                        help="read a copy of the dataset hashed with this (default: what "
+                        "new packs use)")  # fmt: skip
     args = parser.parse_args()
     root = args.work / "root"
-    make_fixed_size_dataset(root / "ds", samples=3000, sample_bytes=115_000)
+    name = "ds"
+    make_fixed_size_dataset(root / name, samples=3000, sample_bytes=115_000)
+    if args.checksum != DEFAULT_CHECKSUM:
+        name = f"ds-{args.checksum}"
+        rehashed_copy(root / "ds", root / name, args.checksum)
 
     def sampler() -> None:
         while True:
@@ -63,7 +72,7 @@ def main() -> None:
 
     threading.Thread(target=sampler, daemon=True, name="sampler").start()
     with GatewayProcess.start(root) as gw:
-        url = f"{gw.url}/ds"
+        url = f"{gw.url}/{name}"
         for _ in Dataset(url, decode="batch", batch_size=40, seed=0):
             pass
         before, n, t0 = totals(), 0, time.monotonic()

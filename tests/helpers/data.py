@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from farfeed.bench.io.data import rehashed_copy
 from farfeed.format.builder import IndexBuilder, write_index
 from farfeed.format.pack_images import pack_images
 from farfeed.format.pack_text import pack_text
@@ -131,24 +132,8 @@ def remote_links() -> dict[str, Link]:
     return {"near": Link(rtt=0.0), "remote": Link.from_preset("tokyo-fukuoka")}
 
 
-def rehash_dataset(ds: Path, checksum: str, *, claim: str | None = None) -> None:
-    """Rewrite an images/webdataset dataset's per-sample checksums with ``checksum`` (as a
-    dataset packed by an older farfeed carries: ``"xxh64"``); dataset.json names ``claim``
-    (default: ``checksum``; another name makes the index disagree with its bytes)."""
-    from farfeed.checksum import digest_function
-    from farfeed.format import DATASET_JSON, INDEX_FILE, SampleIndex
 
-    index = SampleIndex.load(ds)
-    digest = digest_function(checksum)
-    sums = np.zeros(len(index), dtype=np.uint64)
-    for i in range(len(index)):
-        shard, offset, size = index.span(i)
-        with open(ds / shard, "rb") as f:
-            f.seek(offset)
-            sums[i] = digest(f.read(size))
-    with np.load(ds / INDEX_FILE) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    arrays["checksum"] = sums
-    meta = json.loads((ds / DATASET_JSON).read_bytes())
-    meta["checksum"] = claim or checksum
-    write_index(ds, meta, arrays)
+def rehash_dataset(ds: Path, checksum: str, *, claim: str | None = None) -> None:
+    """Rewrite a dataset's per-sample checksums in place with ``checksum`` (as one packed by
+    an older farfeed carries: ``"xxh64"``); dataset.json names ``claim`` (see `rehashed_copy`)."""
+    rehashed_copy(ds, ds, checksum, claim=claim)

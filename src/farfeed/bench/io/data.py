@@ -56,3 +56,33 @@ def make_fixed_size_dataset(out: Path, *, samples: int, sample_bytes: int, seed:
     meta["bench_io"] = {"samples": samples, "sample_bytes": sample_bytes, "seed": seed}
     write_index(out, meta, builder.arrays())
     return out
+
+
+def rehashed_copy(src: Path, dst: Path, checksum: str, *, claim: str | None = None) -> Path:
+    """``dst``: the dataset at ``src`` with its per-sample checksums made with ``checksum``
+    (``"xxh64"``: as a dataset packed before XXH3 carries them), for A/B runs of the check's
+    cost. Shards are hard-linked (``dst`` may be ``src``: rewritten in place); dataset.json
+    names ``claim`` (default ``checksum``; another name makes the index disagree with the bytes)."""
+    from farfeed.checksum import digest_function
+    from farfeed.format.meta import INDEX_FILE
+    from farfeed.format.sample_index import SampleIndex
+
+    src, dst = Path(src), Path(dst)
+    digest = digest_function(checksum)
+    index = SampleIndex.load(src)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in index.shard_names:
+        if not (dst / name).exists():
+            (dst / name).hardlink_to(src / name)
+    sums = np.zeros(len(index), dtype=np.uint64)
+    for i in range(len(index)):
+        shard, offset, size = index.span(i)
+        with open(src / shard, "rb") as f:
+            f.seek(offset)
+            sums[i] = digest(f.read(size))
+    with np.load(src / INDEX_FILE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["checksum"] = sums
+    meta = json.loads((src / DATASET_JSON).read_bytes())
+    write_index(dst, {**meta, "checksum": claim or checksum}, arrays)
+    return dst
