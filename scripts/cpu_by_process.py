@@ -1,6 +1,6 @@
 """Which process pays for a GB delivered through one DataLoader worker (`decode="batch"`)?
 
-    .venv/bin/python scripts/cpu_by_process.py --repeats 3
+    .venv/bin/python scripts/cpu_by_process.py --repeats 3 [--batch-size 256]
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); each repeat reads two
 epochs through `farfeed.loader.DataLoader(num_workers=1)` and prints the second epoch's
@@ -28,14 +28,15 @@ def usage(who: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
     root = args.work / "root"
     make_fixed_size_dataset(root / "ds", samples=3000, sample_bytes=115_000)
     with GatewayProcess.start(root) as gw:
         for rep in range(args.repeats):
-            ds = Dataset(f"{gw.url}/ds", decode="batch", batch_size=32, seed=rep)
-            loader = DataLoader(ds, batch_size=32, num_workers=1)
+            ds = Dataset(f"{gw.url}/ds", decode="batch", batch_size=args.batch_size, seed=rep)
+            loader = DataLoader(ds, batch_size=args.batch_size, num_workers=1)
             for epoch in range(2):
                 ds.set_epoch(epoch)
                 me, kids = usage(resource.RUSAGE_SELF), usage(resource.RUSAGE_CHILDREN)
