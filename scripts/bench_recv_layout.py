@@ -11,7 +11,9 @@ arena:
   with ``recvmsg_into(..., MSG_WAITALL)`` over its frame headers and the samples back to
   back in the arena (the loader's layout);
 - ``aligned64``: the same with every sample starting on a 64-byte boundary;
-- ``offset16``: the same, 16 bytes past a cache line.
+- ``offset16``: the same, 16 bytes past a cache line;
+- ``in-order``: ``natural`` with the samples in shard order, not shuffled (the same bytes
+  and requests; only the order of the ranges differs).
 """
 
 import json
@@ -44,8 +46,10 @@ arena = aligned_buffer(ARENA)
 arena[:] = bytes(ARENA)
 
 
-def epoch(host, port, seed, align, base=0):
-    ids = np.random.default_rng(seed).permutation(index.ids("train"))
+def epoch(host, port, seed, align, base=0, shuffle=True):
+    ids = index.ids("train")
+    if shuffle:
+        ids = np.random.default_rng(seed).permutation(ids)
     total = 0
     pos = base
     with socket.create_connection((host, port)) as sock:
@@ -98,7 +102,7 @@ with GatewayProcess.start(root) as gw:
     host, port = gw.url.split("//")[1].split(":")
     port = int(port)
     for r in range(4):
-        for mode in ("floor-store", "natural", "aligned64", "offset16"):
+        for mode in ("floor-store", "natural", "aligned64", "offset16", "in-order"):
             c0 = cpu()
             if mode == "floor-store":
                 n = read_shards(
@@ -106,7 +110,8 @@ with GatewayProcess.start(root) as gw:
                 )
             else:
                 n = epoch(
-                    host, port, r, align=(mode != "natural"), base=16 if mode == "offset16" else 0
+                    host, port, r, align=mode in ("aligned64", "offset16"),
+                    base=16 if mode == "offset16" else 0, shuffle=mode != "in-order",
                 )
             res.setdefault(mode, []).append((cpu() - c0) / (n / 1e9))
 for k, v in res.items():
