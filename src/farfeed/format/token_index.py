@@ -1,8 +1,8 @@
 """`TokenIndex`: the small index of a token corpus (kind "tokens").
 
 Token files are flat little-endian arrays; documents end with an EOS token. Every
-``chunk_tokens`` tokens of a file carry an xxh64, so any range read that covers whole
-chunks can be verified.
+``chunk_tokens`` tokens of a file carry a checksum (the function dataset.json names), so
+any range read that covers whole chunks can be verified.
 """
 
 from __future__ import annotations

@@ -171,8 +171,8 @@ class GatewayStore(GatewayUploads):
     ) -> None:
         """Batch-gets of ``ranges`` whose payloads land straight in ``outs`` (one
         ``recv_into`` copy), ``landed(k)`` called as range k completes, ``digests[k]``
-        (the ``checksum`` of range k) set by the receiver thread (see `Store.read_into`); requests over the server's
-        limits are split and run concurrently."""
+        (the ``checksum`` of range k) set by the receiver thread (see `Store.read_into`);
+        requests over the server's limits are split and run concurrently."""
         if not ranges:
             return
         items, groups, max_bytes = await self._plan(ranges)
