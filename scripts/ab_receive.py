@@ -8,7 +8,8 @@ One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each ro
 for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
 epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.DataLoader``
 with one worker, and reports the second epoch's CPU-s/GB of its process tree (itself and
-its workers: ``getrusage`` of itself and its reaped children). Prints medians and the new/old ratio per round.
+its workers: ``getrusage`` of itself and its reaped children), and the gateway's over both
+epochs. Prints medians and the new/old ratio per round.
 
 ``--old-checksum xxh64``: the "old" side reads a copy of the dataset whose index holds
 xxh64 checksums (as datasets packed before XXH3 do), the "new" side today's pack; with no
@@ -52,20 +53,23 @@ def main() -> None:
     parser.add_argument("--old-checksum", choices=["xxh64", "xxh3_64"],
                         help="the old side reads a copy of the dataset hashed with this")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=3000,
+                        help="samples of 115 KB in the dataset (3000: 345 MB epochs)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
     from farfeed.bench.io.data import make_fixed_size_dataset, rehashed_copy
     from farfeed.server.process import GatewayProcess
 
     root = args.work / "root"
-    ds_dir = make_fixed_size_dataset(root / "ds", samples=3000, sample_bytes=115_000)
+    ds_name = "ds" if args.samples == 3000 else f"ds-{args.samples}"
+    ds_dir = make_fixed_size_dataset(root / ds_name, samples=args.samples, sample_bytes=115_000)
     for p in ds_dir.iterdir():
         p.read_bytes()
     new = Path(__file__).resolve().parents[1] / "src"
     trees = {"old": (args.old or new).resolve(), "new": new}
-    datasets = {"old": "ds", "new": "ds"}
+    datasets = {"old": ds_name, "new": ds_name}
     if args.old_checksum:
-        datasets["old"] = f"ds-{args.old_checksum}"
+        datasets["old"] = f"{ds_name}-{args.old_checksum}"
         rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
     results: dict[tuple[str, int], list[float]] = {}
     with GatewayProcess.start(root) as gw:
@@ -73,21 +77,36 @@ def main() -> None:
             for workers in (0, 1):
                 for name, tree in trees.items():
                     env = {**os.environ, "PYTHONPATH": str(tree)}
+                    gw0 = _cpu_of(gw.pid)
                     line = subprocess.run(
                         [sys.executable, "-c", CHILD, f"{gw.url}/{datasets[name]}", str(workers)],
                         env=env, capture_output=True, text=True, check=True,
                     ).stdout.strip().splitlines()[-1]  # fmt: skip
                     got = json.loads(line)
                     value = got["cpu"] / got["gb"]
+                    gateway = (_cpu_of(gw.pid) - gw0) / (2 * got["gb"])  # both epochs
                     results.setdefault((name, workers), []).append(value)
-                    print(f"round {r + 1} workers={workers} {name}: {value:.2f} CPU-s/GB, "
-                          f"{got['gb'] * 1e3 / got['s']:.0f} MB/s", flush=True)  # fmt: skip
+                    results.setdefault((name, workers, "gateway"), []).append(gateway)
+                    print(f"round {r + 1} workers={workers} {name}: {value:.2f} CPU-s/GB "
+                          f"(gateway {gateway:.2f}), {got['gb'] * 1e3 / got['s']:.0f} MB/s",
+                          flush=True)  # fmt: skip
     for workers in (0, 1):
         old, new_ = results[("old", workers)], results[("new", workers)]
         ratios = [n / o for n, o in zip(new_, old, strict=True)]
         print(f"workers={workers}: old {statistics.median(old):.2f}, new {statistics.median(new_):.2f} "
               f"CPU-s/GB; new/old per round median {statistics.median(ratios):.2f} "
               f"({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+        old, new_ = results[("old", workers, "gateway")], results[("new", workers, "gateway")]
+        ratios = [n / o for n, o in zip(new_, old, strict=True)]
+        print(f"  gateway (both epochs): old {statistics.median(old):.2f}, new "
+              f"{statistics.median(new_):.2f} CPU-s/GB; new/old per round median "
+              f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+
+
+def _cpu_of(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,15 @@ from farfeed.errors import ConfigError
 
 MIN_REQUEST = 256 * 1024
 MAX_REQUEST = 32 * 2**20
-#: A request costs each side a fixed ~1 ms of CPU (HTTP, JSON, planning, a thread hop) on
-#: top of its bytes. Carrying at least this many seconds of consumption keeps that cost
-#: under ~5 % at any rate (at 300 MB/s, 6 MB requests; `farfeed bench cpu` measured the
-#: gateway at ~3.5 CPU-s/GB with 340 KB requests, ~0.8 with 4 MiB ones), while a slow
-#: consumer still gets small requests (a short first batch on a thin link).
-CPU_REQUEST_S = 0.02
+#: A request costs a fixed ~1 ms of CPU at the gateway (HTTP, JSON, thread hops) and 1-2 ms
+#: in the fetch thread (planning, the event loop) on top of its bytes
+#: (scripts/gateway_per_request.py, scripts/cpu_by_thread.py). Carrying at least this many
+#: seconds of consumption keeps that cost to a few % at any rate (at 700 MB/s, 35 MB
+#: requests: `MAX_REQUEST` and the memory budget cap them), while a slow consumer still
+#: gets small requests (a short first batch on a thin link). 0.05 against 0.02: the
+#: gateway's CPU per GB 0.87-0.89 x, the client's 0.94-0.97 x (interleaved A/B,
+#: docs/BENCHMARKS.md, "Bigger requests").
+CPU_REQUEST_S = 0.05
 
 
 class Window:
