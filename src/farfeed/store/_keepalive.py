@@ -5,7 +5,7 @@ The loader's two read paths share this layer: the gateway's batch-get
 one block of bytes; its reply's head is parsed with a few ``find``s; its body is received
 by blocking ``recvmsg_into`` over many buffers with ``MSG_WAITALL``, straight into the
 caller's buffers, with the GIL released for the whole wait. That is one system call for
-a whole sample (or a ~1 MiB chunk of a batch response), where an event loop needs a
+a whole sample (or a ~4 MiB chunk of a batch response), where an event loop needs a
 wake-up, ``get_buffer`` and ``buffer_updated`` for every ~64 KB that arrives (the
 experiment that chose this: ``scripts/bench_blocking_receive.py``; before/after figures
 in docs/BENCHMARKS.md, "Receiver threads").
