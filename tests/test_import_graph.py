@@ -1,6 +1,7 @@
 """The package's import graph: data flows one way (docs/DESIGN.md, "Packages").
 
     format <- store <- transfer <- loader / checkpoint / weights <- bench <- cli
+    (errors and checksum below them all)
     server (reads a bucket through `farfeed.store`) and wan apart (wan imports only `farfeed.errors`)
 
 Every import counts, lazy ones inside functions and ``TYPE_CHECKING`` ones included: a
@@ -20,18 +21,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "farfeed"
 #: package -> the farfeed packages it may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "format": {"errors"},
-    "store": {"errors"},
-    "transfer": {"errors", "format", "store"},
-    "loader": {"errors", "format", "store", "transfer"},
-    "checkpoint": {"errors", "format", "store", "transfer"},
-    "weights": {"errors", "format", "store", "transfer"},
+    "checksum": {"errors"},  # the functions dataset.json names: format writes, store hashes
+    "format": {"errors", "checksum"},
+    "store": {"errors", "checksum"},
+    "transfer": {"errors", "checksum", "format", "store"},
+    "loader": {"errors", "checksum", "format", "store", "transfer"},
+    "checkpoint": {"errors", "checksum", "format", "store", "transfer"},
+    "weights": {"errors", "checksum", "format", "store", "transfer"},
     "server": {"errors", "store"},  # a bucket-backed gateway reads through the Store seam
     "wan": {"errors"},
-    "bench": {"errors", "format", "store", "transfer", "loader", "checkpoint", "weights",
-              "server", "wan"},  # fmt: skip
-    "cli": {"errors", "format", "store", "transfer", "loader", "checkpoint", "weights",
-            "server", "wan", "bench"},  # fmt: skip
+    "bench": {"errors", "checksum", "format", "store", "transfer", "loader", "checkpoint",
+              "weights", "server", "wan"},  # fmt: skip
+    "cli": {"errors", "checksum", "format", "store", "transfer", "loader", "checkpoint",
+            "weights", "server", "wan", "bench"},  # fmt: skip
     "__init__": {"errors", "loader"},
     "__main__": {"cli"},
 }
