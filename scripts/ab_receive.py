@@ -3,7 +3,6 @@
     .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --rounds 5
     .venv/bin/python scripts/ab_receive.py --old-checksum xxh64 --rounds 5
 
-
 One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each round runs,
 for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
 epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.DataLoader``

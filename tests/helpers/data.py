@@ -132,7 +132,6 @@ def remote_links() -> dict[str, Link]:
     return {"near": Link(rtt=0.0), "remote": Link.from_preset("tokyo-fukuoka")}
 
 
-
 def rehash_dataset(ds: Path, checksum: str, *, claim: str | None = None) -> None:
     """Rewrite a dataset's per-sample checksums in place with ``checksum`` (as one packed by
     an older farfeed carries: ``"xxh64"``); dataset.json names ``claim`` (see `rehashed_copy`)."""
