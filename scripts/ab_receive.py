@@ -56,6 +56,7 @@ def main() -> None:
                         help="samples of 115 KB in the dataset (3000: 345 MB epochs)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
+    from farfeed.bench.cpu.procstat import process_delta, read_process
     from farfeed.bench.io.data import make_fixed_size_dataset, rehashed_copy
     from farfeed.server.process import GatewayProcess
 
@@ -76,14 +77,16 @@ def main() -> None:
             for workers in (0, 1):
                 for name, tree in trees.items():
                     env = {**os.environ, "PYTHONPATH": str(tree)}
-                    gw0 = _cpu_of(gw.pid)
+                    gw0 = read_process(gw.pid or 0)
                     line = subprocess.run(
                         [sys.executable, "-c", CHILD, f"{gw.url}/{datasets[name]}", str(workers)],
                         env=env, capture_output=True, text=True, check=True,
                     ).stdout.strip().splitlines()[-1]  # fmt: skip
                     got = json.loads(line)
                     value = got["cpu"] / got["gb"]
-                    gateway = (_cpu_of(gw.pid) - gw0) / (2 * got["gb"])  # both epochs
+                    gw1 = read_process(gw.pid or 0)
+                    assert gw0 is not None and gw1 is not None, "the gateway exited"
+                    gateway = process_delta(gw0, gw1) / (2 * got["gb"])  # both epochs
                     results.setdefault((name, workers), []).append(value)
                     results.setdefault((name, workers, "gateway"), []).append(gateway)
                     print(f"round {r + 1} workers={workers} {name}: {value:.2f} CPU-s/GB "
@@ -100,12 +103,6 @@ def main() -> None:
         print(f"  gateway (both epochs): old {statistics.median(old):.2f}, new "
               f"{statistics.median(new_):.2f} CPU-s/GB; new/old per round median "
               f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
-
-
-def _cpu_of(pid: int | None) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ builder, so the loader reads it like any other dataset. Random bytes cannot comp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from farfeed.checksum import DEFAULT_CHECKSUM
+from farfeed.checksum import DEFAULT_CHECKSUM, digest_function
 from farfeed.errors import ConfigError
 from farfeed.format.builder import IndexBuilder, write_index
-from farfeed.format.meta import DATASET_JSON
+from farfeed.format.meta import DATASET_JSON, INDEX_FILE
+from farfeed.format.sample_index import SampleIndex
 from farfeed.format.tarwriter import ShardWriter
 
 SHARD_BYTES = 64 * 2**20
@@ -63,10 +65,6 @@ def rehashed_copy(src: Path, dst: Path, checksum: str, *, claim: str | None = No
     (``"xxh64"``: as a dataset packed before XXH3 carries them), for A/B runs of the check's
     cost. Shards are hard-linked (``dst`` may be ``src``: rewritten in place); dataset.json
     names ``claim`` (default ``checksum``; another name makes the index disagree with the bytes)."""
-    from farfeed.checksum import digest_function
-    from farfeed.format.meta import INDEX_FILE
-    from farfeed.format.sample_index import SampleIndex
-
     src, dst = Path(src), Path(dst)
     digest = digest_function(checksum)
     index = SampleIndex.load(src)
@@ -75,11 +73,14 @@ def rehashed_copy(src: Path, dst: Path, checksum: str, *, claim: str | None = No
         if not (dst / name).exists():
             (dst / name).hardlink_to(src / name)
     sums = np.zeros(len(index), dtype=np.uint64)
-    for i in range(len(index)):
-        shard, offset, size = index.span(i)
-        with open(src / shard, "rb") as f:
-            f.seek(offset)
-            sums[i] = digest(f.read(size))
+    fds = {name: os.open(src / name, os.O_RDONLY) for name in index.shard_names}
+    try:
+        for i in range(len(index)):
+            shard, offset, size = index.span(i)
+            sums[i] = digest(os.pread(fds[shard], size, offset))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
     with np.load(src / INDEX_FILE) as npz:
         arrays = {name: npz[name] for name in npz.files}
     arrays["checksum"] = sums
