@@ -1,10 +1,13 @@
 """Two gateway processes vs one: MB/s and CPU-seconds per GB of `farfeed.Dataset(spread=True)`.
 
     .venv/bin/python scripts/bench_spread.py --size 300MB --repeats 3
+    .venv/bin/python scripts/bench_spread.py --decode batch --workers 1 --repeats 3
 
 The figures behind issue 10, part 5 ("more than one storage node"), in its CPU-bound case:
-loopback, no emulator, page cache, `farfeed.Dataset(decode="raw")` iterated in the training
-process (no DataLoader workers), bytes only. Two `GatewayProcess`es (one worker each) serve
+loopback, no emulator, page cache, bytes only. By default `farfeed.Dataset(decode="raw")`
+iterated in the training process; with ``--decode batch``, `decode="batch"` batches of
+``--batch-size`` through `farfeed.loader.DataLoader` with ``--workers`` workers (0: in the
+training process). Two `GatewayProcess`es (one worker each) serve
 the same dataset folder (the one `farfeed bench cpu` makes, reused). Modes, interleaved per
 repeat, each run in a fresh Python:
 
@@ -41,22 +44,27 @@ MODES = ("one", "two")
 def client(args: dict[str, Any]) -> dict[str, Any]:
     """One epoch in this process; the window's bytes, seconds and CPU (client, gateways)."""
     from farfeed.bench.cpu.procstat import snapshot, tree_delta
-    from farfeed.loader import Dataset
+    from farfeed.loader import DataLoader, Dataset
 
-    urls, pids = args["urls"], args["gateway_pids"]
+    urls, pids, batch = args["urls"], args["gateway_pids"], args["batch_size"]
     t0 = time.monotonic()
-    if args["mode"] == "one":
-        ds = Dataset(urls[0], seed=args["seed"])
-    else:
-        ds = Dataset(urls[0], replicas=urls[1:], spread=True, seed=args["seed"])
+    spread = {} if args["mode"] == "one" else {"replicas": urls[1:], "spread": True}
+    ds = Dataset(urls[0], seed=args["seed"], decode=args["decode"], batch_size=batch, **spread)
     total = len(ds)
     start_at = math.ceil(args["warmup"] * total)
     n = nbytes = 0
     mark: tuple[float, int, Any, Any] | None = None
-    for sample in ds:
-        n += 1
-        nbytes += len(sample["bin"])
-        if n == start_at:
+
+    def sizes() -> Any:
+        if args["decode"] == "raw":
+            return ((1, len(sample["bin"])) for sample in ds)
+        loader = DataLoader(ds, batch_size=batch, num_workers=args["workers"])
+        return ((len(b), int(b.members["bin"][:, 1].sum())) for b in loader)
+
+    for count, size in sizes():
+        n += count
+        nbytes += size
+        if mark is None and n >= start_at:
             mark = (time.monotonic(), nbytes, snapshot([os.getpid()]), snapshot(pids))
     end = (time.monotonic(), nbytes, snapshot([os.getpid()]), snapshot(pids))
     assert mark is not None and n == total
@@ -70,10 +78,13 @@ def client(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bytes_sent(url: str) -> int:
+def sent(url: str) -> tuple[int, int]:
+    """Bytes the gateway has sent, and the ``POST /_farfeed/batch`` requests it answered."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-        found = re.search(r"^farfeed_bytes_sent_total (\d+)", resp.read().decode(), re.M)
-    return int(found.group(1)) if found else 0
+        text = resp.read().decode()
+    found = re.search(r"^farfeed_bytes_sent_total (\d+)", text, re.M)
+    requests = sum(int(n) for n in re.findall(r'^farfeed_requests_total\{endpoint="batch[^"]*",[^}]*\} (\d+)', text, re.M))
+    return (int(found.group(1)) if found else 0), requests
 
 
 def main() -> None:
@@ -82,6 +93,9 @@ def main() -> None:
     parser.add_argument("--sample-bytes", type=int, default=114_660)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=0.1)
+    parser.add_argument("--decode", choices=("raw", "batch"), default="raw")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (--decode batch only)")
     parser.add_argument("--workdir", type=Path, default=Path("bench-out/cpu"))
     parser.add_argument("--client", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -105,31 +119,35 @@ def main() -> None:
         for repeat in range(opts.repeats):
             for mode in MODES:
                 used = gateways[: 1 if mode == "one" else 2]
-                before = [bytes_sent(g.url) for g in gateways]
+                before = [sent(g.url) for g in gateways]
                 args = {"mode": mode, "urls": [f"{g.url}/{data['name']}" for g in used],
-                        "gateway_pids": [g.pid for g in used], "warmup": opts.warmup, "seed": repeat}  # fmt: skip
+                        "gateway_pids": [g.pid for g in used], "warmup": opts.warmup, "seed": repeat,
+                        "decode": opts.decode, "batch_size": opts.batch_size, "workers": opts.workers}  # fmt: skip
                 out = subprocess.run([sys.executable, __file__, "--client", json.dumps(args)],
                                      capture_output=True, text=True, timeout=600)  # fmt: skip
                 if out.returncode != 0:
                     raise SystemExit(f"{mode} run failed: {out.stderr[-2000:]}")
                 row = json.loads(out.stdout.strip().splitlines()[-1])
-                sent = [bytes_sent(g.url) - x for g, x in zip(gateways, before, strict=True)]
-                row["share_a"] = sent[0] / max(1, sum(sent))
+                after = [sent(g.url) for g in gateways]
+                nbytes = [a[0] - b[0] for a, b in zip(after, before, strict=True)]
+                requests = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
+                row["share_a"] = nbytes[0] / max(1, sum(nbytes))
+                row["request_mb"] = sum(nbytes) / max(1, requests) / 1e6
                 gb = row["window_bytes"] / 1e9
                 row.update(mb_s=row["window_bytes"] / row["window_s"] / 1e6,
                            client_per_gb=row["client_cpu_s"] / gb, gateway_per_gb=row["gateway_cpu_s"] / gb)  # fmt: skip
                 runs[mode].append(row)
                 print(f"[{repeat + 1}/{opts.repeats}] {mode}: {row['mb_s']:.0f} MB/s, CPU-s/GB client "
                       f"{row['client_per_gb']:.2f}, gateways {row['gateway_per_gb']:.2f}, "
-                      f"gateway A sent {row['share_a']:.0%}", flush=True)  # fmt: skip
-    print("\n| gateways | MB/s | client CPU-s/GB | gateways CPU-s/GB | bytes from A / B |")
-    print("|---|---|---|---|---|")
+                      f"gateway A sent {row['share_a']:.0%}, {row['request_mb']:.1f} MB per batch-get", flush=True)  # fmt: skip
+    print("\n| gateways | MB/s | client CPU-s/GB | gateways CPU-s/GB | bytes from A / B | MB per batch-get |")
+    print("|---|---|---|---|---|---|")
     for mode in MODES:
         med = {k: statistics.median(r[k] for r in runs[mode])
-               for k in ("mb_s", "client_per_gb", "gateway_per_gb", "share_a")}  # fmt: skip
+               for k in ("mb_s", "client_per_gb", "gateway_per_gb", "share_a", "request_mb")}  # fmt: skip
         label = "1 (`Dataset(url)`)" if mode == "one" else "2 (`replicas=[b], spread=True`)"
         print(f"| {label} | {med['mb_s']:.0f} | {med['client_per_gb']:.2f} | {med['gateway_per_gb']:.2f} "
-              f"| {med['share_a']:.0%} / {1 - med['share_a']:.0%} |")  # fmt: skip
+              f"| {med['share_a']:.0%} / {1 - med['share_a']:.0%} | {med['request_mb']:.1f} |")  # fmt: skip
     print(f"\nmedians of {opts.repeats}; load average after {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
 
 
