@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,9 +42,16 @@ def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url.rstrip("/") + "/images"
 
 
-def test_an_epoch_creates_and_writes_no_files(http_url: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """An empty HOME and TMPDIR with a short path: torch passes tensors between processes
+    through a Unix socket under TMPDIR, whose path may be at most 107 bytes (pytest-xdist's
+    tmp_path is longer)."""
+    with tempfile.TemporaryDirectory(prefix="ff-home-", dir="/tmp") as folder:
+        yield Path(folder)
+
+
+def test_an_epoch_creates_and_writes_no_files(http_url: str, home: Path) -> None:
     env = dict(os.environ, HOME=str(home), TMPDIR=str(home), PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, http_url],
