@@ -6,7 +6,9 @@ One gateway (`farfeed serve`, the 3,000 x 115 KB dataset of the other scripts, p
 cache); from this process, ``--requests`` batch-gets of 1 range of 1 KB, then of 32 and
 64 ranges of 115 KB, one after the other on one keep-alive connection. Prints the
 gateway process's user and system CPU per request (``/proc/PID/stat``), so the fixed
-cost of a request and the cost of each range can be told apart.
+cost of a request and the cost of each range can be told apart, then the same per thread
+(``/proc/PID/task/*/stat``: the event loop's thread first, then the worker threads that
+check paths and send the frames).
 """
 
 from __future__ import annotations
@@ -31,21 +33,39 @@ def cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
+def threads(pid: int) -> dict[int, tuple[float, float]]:
+    """User and system CPU seconds of each live thread of ``pid``."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(tid)] = (int(fields[11]) / TICK, int(fields[12]) / TICK)
+    return out
+
+
 async def measure(url: str, pid: int, ranges: list[ByteRange], requests: int) -> str:
     async with open_store(url) as store:
         outs = [memoryview(bytearray(r.length)) for r in ranges]
         await store.read_into(ranges, outs)  # the connection and the path checks, once
-        (u0, s0), t0 = cpu(pid), time.monotonic()
+        (u0, s0), t0, before = cpu(pid), time.monotonic(), threads(pid)
         for _ in range(requests):
             await store.read_into(ranges, outs)
-        (u1, s1), wall = cpu(pid), time.monotonic() - t0
-    return (f"{len(ranges)} x {ranges[0].length:,} B: gateway user {(u1 - u0) / requests * 1e3:.2f} ms, "
-            f"system {(s1 - s0) / requests * 1e3:.2f} ms per request ({wall / requests * 1e3:.2f} ms wall)")  # fmt: skip
+        (u1, s1), wall, after = cpu(pid), time.monotonic() - t0, threads(pid)
+    lines = [f"{len(ranges)} x {ranges[0].length:,} B: gateway user {(u1 - u0) / requests * 1e3:.2f} ms, "
+             f"system {(s1 - s0) / requests * 1e3:.2f} ms per request ({wall / requests * 1e3:.2f} ms wall)"]  # fmt: skip
+    for tid, (u, s) in sorted(after.items()):
+        bu, bs = before.get(tid, (0.0, 0.0))
+        if u - bu + s - bs > 0:
+            name = "event loop" if tid == pid else f"thread {tid}"
+            lines.append(f"    {name}: user {(u - bu) / requests * 1e3:.2f} ms, system {(s - bs) / requests * 1e3:.2f} ms")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     args = parser.parse_args()
     root = args.work / "root"
