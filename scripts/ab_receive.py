@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --rounds 5
     .venv/bin/python scripts/ab_receive.py --old-checksum xxh64 --rounds 5
+    .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --side gateway --rounds 5
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each round runs,
 for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
@@ -9,6 +10,10 @@ epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.Dat
 with one worker, and reports the second epoch's CPU-s/GB of its process tree (itself and
 its workers: ``getrusage`` of itself and its reaped children), and the gateway's over both
 epochs. Prints medians and the new/old ratio per round.
+
+``--side gateway``: the trees differ in the gateway instead. Two gateways serve the same
+folder, one running the old tree and one this tree; every client runs this tree and
+alternates between them.
 
 ``--old-checksum xxh64``: the "old" side reads a copy of the dataset whose index holds
 xxh64 checksums (as datasets packed before XXH3 do), the "new" side today's pack; with no
@@ -51,6 +56,8 @@ def main() -> None:
     parser.add_argument("--old", type=Path, help="the other tree's src folder (default: this one)")
     parser.add_argument("--old-checksum", choices=["xxh64", "xxh3_64"],
                         help="the old side reads a copy of the dataset hashed with this")  # fmt: skip
+    parser.add_argument("--side", choices=["client", "gateway"], default="client",
+                        help="which side runs the --old tree (default: the client)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=3000,
                         help="samples of 115 KB in the dataset (3000: 345 MB epochs)")  # fmt: skip
@@ -66,16 +73,20 @@ def main() -> None:
     for p in ds_dir.iterdir():
         p.read_bytes()
     new = Path(__file__).resolve().parents[1] / "src"
-    trees = {"old": (args.old or new).resolve(), "new": new}
+    old_tree = (args.old or new).resolve()
+    trees = {"old": old_tree if args.side == "client" else new, "new": new}
     datasets = {"old": ds_name, "new": ds_name}
     if args.old_checksum:
         datasets["old"] = f"{ds_name}-{args.old_checksum}"
         rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
     results: dict[tuple[str, int], list[float]] = {}
-    with GatewayProcess.start(root) as gw:
+    old_env = {"PYTHONPATH": str(old_tree)} if args.side == "gateway" else None
+    with GatewayProcess.start(root) as gw_new, GatewayProcess.start(root, env=old_env) as gw_old:
+        gateways = {"old": gw_old if args.side == "gateway" else gw_new, "new": gw_new}
         for r in range(args.rounds):
             for workers in (0, 1):
                 for name, tree in trees.items():
+                    gw = gateways[name]
                     env = {**os.environ, "PYTHONPATH": str(tree)}
                     gw0 = read_process(gw.pid or 0)
                     line = subprocess.run(

@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,68 @@ def test_push_resumes_wherever_the_socket_fills(tmp_path: Path, seed: int) -> No
             got += client.recv(1 << 20)
     assert stops > 20
     assert bytes(got) == want
+
+
+def _taken(cur: bs.FrameCursor) -> int:
+    """Bytes of the response already taken off ``cur`` (sent, or handed back)."""
+    return sum(FRAME.size + n for _, _, n in cur.items[: cur.k]) + cur.pos
+
+
+@pytest.mark.parametrize("wait_s", [bs.FULL_WAIT_S, 0.0])
+def test_a_job_waits_briefly_for_a_client_that_keeps_up(tmp_path: Path, wait_s: float) -> None:
+    """Small socket buffers on both ends: what the kernel holds is under 1 MB. With a client
+    that keeps reading, one job waits for room again and again, and sends far more than
+    that before it hands back (a trip through the loop costs the gateway CPU). Without the
+    wait, and a client that reads only later, the job stops at the first full socket."""
+    rng = random.Random(5)
+    data = rng.randbytes(3_000_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    files = {"f.bin": data}
+    ranges = random_ranges(files, rng, 100, 120_000) + random_ranges(files, rng, 60, 300)
+    rng.shuffle(ranges)
+    items = [(str(tmp_path / p), o, n) for p, o, n in ranges]
+    want = expected(files, ranges)
+    assert len(want) > 5_000_000
+    got = bytearray()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        client.settimeout(10)
+        client.connect(server.getsockname())
+        conn, _ = server.accept()
+    with client, conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+        conn.setblocking(False)
+
+        def drain() -> None:
+            while len(got) < len(want):
+                chunk = client.recv(1 << 20)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        reader = threading.Thread(target=drain)
+        if wait_s:
+            reader.start()
+        opened, cur = bs.OpenFiles(), bs.FrameCursor(items)
+        try:
+            pending = bs.push(conn, cur, opened, bytearray(bs.COPY_BYTES), wait_s=wait_s)
+            first_job = _taken(cur)
+            if not wait_s:
+                reader.start()
+            while pending or not cur.done:  # as the loop does, then the next jobs
+                conn.setblocking(True)
+                conn.sendall(pending)
+                conn.setblocking(False)
+                pending = bs.push(conn, cur, opened, bytearray(bs.COPY_BYTES), wait_s=wait_s)
+        finally:
+            opened.close()
+        reader.join(10)
+    assert bytes(got) == want
+    if wait_s:
+        assert first_job > 2_000_000, first_job  # it waited for room, many times
+    else:
+        assert first_job < 1_500_000, first_job  # the first full socket ended it
 
 
 def _fd_count(pid: int) -> int:

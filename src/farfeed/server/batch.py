@@ -57,6 +57,7 @@ async def batch_get(request: web.Request) -> web.StreamResponse:
     resp.content_length = total
     await resp.prepare(request)
     files = OpenFiles()
+    sent = False
     try:
         transport = request.transport
         files.sock = None if transport is None else sendfile_socket(transport)
@@ -64,6 +65,7 @@ async def batch_get(request: web.Request) -> web.StreamResponse:
             await send_frames(request, resp, files.sock, items, files)
         else:
             await _stream(resp, items, limits.batch_block_bytes, files)
+        sent = True
     except (ConnectionError, asyncio.CancelledError):
         raise
     except Exception as exc:  # headers are out: the only honest answer is to cut the stream
@@ -72,7 +74,10 @@ async def batch_get(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
         raise ConnectionResetError(f"batch response cut short: {exc}") from exc
     finally:
-        await loop.run_in_executor(None, files.close)  # waits for a read still using them
+        if sent:  # every job has ended: closing a few files takes microseconds
+            files.close()
+        else:  # a job may still be reading: wait for it in a thread, not on the loop
+            await loop.run_in_executor(None, files.close)
     await resp.write_eof()
     return resp
 

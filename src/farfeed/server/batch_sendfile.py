@@ -12,12 +12,15 @@ be mistaken for a newer file with the same number):
   thread's CPU-s/GB, sendfile vs copy): 4 KiB 2.0 vs 1.4, 8 KiB 1.1 vs 0.8, 16 KiB 0.59
   vs 0.63, 64 KiB 0.28 vs 0.44; so the line is at 16 KiB.
 
-The socket is non-blocking. When it is full the job stops and returns the next few KiB
-(read in the thread); the loop writes them through the transport and waits until the
-transport's buffer is empty (high-water mark 0), that is until the client has taken them,
-then starts the next job. So at any moment only the loop or one job writes (bytes can never
-be reordered), no thread waits on a slow client, and every disk read (``sendfile`` from a
-cold file blocks in the kernel) happens in a worker thread, never on the event loop.
+The socket is non-blocking. When it is full the job first waits for room, up to
+``FULL_WAIT_S`` in all: a client that keeps up makes room within a millisecond, and a trip
+through the loop costs the gateway about that much CPU. When that is spent, the job stops
+and returns the next few KiB (read in the thread); the loop writes them through the
+transport and waits until the transport's buffer is empty (high-water mark 0), that is until
+the client has taken them, then starts the next job. So at any moment only the loop or one
+job writes (bytes can never be reordered), no thread waits on a slow client for more than
+``FULL_WAIT_S`` per job, and every disk read (``sendfile`` from a cold file blocks in the
+kernel) happens in a worker thread, never on the event loop.
 What the threads send bypasses aiohttp's writer: its byte count (the access log's size)
 holds only the headers and the pieces the loop wrote.
 """
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from collections import OrderedDict
 
 from aiohttp import web
@@ -46,6 +51,8 @@ COPY_BYTES = 256 * 1024
 PIECE_BYTES = 16 * 1024
 #: Bytes one worker-thread job sends at most before it hands back to the loop.
 JOB_BYTES = 8 * 1024 * 1024
+#: Seconds one job may wait, in all, for room in a full socket before it hands back to the loop.
+FULL_WAIT_S = 0.01
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
 Item = tuple[str, int, int]  # real path, offset, length
@@ -120,22 +127,57 @@ class FrameCursor:
             self.k += 1
 
 
-def push(sock: socket.socket, cur: FrameCursor, files: OpenFiles, buf: bytearray) -> bytes:
-    """One worker-thread job: send from ``cur`` until the end, ``JOB_BYTES`` or a full socket.
+class Room:
+    """Waiting for room in a full non-blocking socket, ``wait_s`` seconds at most in all."""
+
+    def __init__(self, sock: socket.socket, wait_s: float) -> None:
+        self.sock = sock
+        self.left = wait_s
+        self._poll: select.poll | None = None
+
+    def wait(self) -> bool:
+        """True when the socket has room again within what is left of the wait."""
+        if self.left <= 0:
+            return False
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(self.sock.fileno(), select.POLLOUT)
+        t0 = time.monotonic()
+        ready = self._poll.poll(self.left * 1000)
+        self.left -= time.monotonic() - t0
+        return bool(ready)
+
+    def send(self, data: bytes | memoryview, flags: int) -> int:
+        """Send ``data``, waiting for room while the wait lasts; the bytes sent."""
+        view, n = memoryview(data), 0
+        while n < len(view):
+            try:
+                n += self.sock.send(view[n:], flags)
+                continue
+            except BlockingIOError:
+                pass
+            if not self.wait():
+                break
+        return n
+
+
+def push(
+    sock: socket.socket, cur: FrameCursor, files: OpenFiles, buf: bytearray, *, wait_s: float = FULL_WAIT_S
+) -> bytes:
+    """One worker-thread job: send from ``cur`` until the end, ``JOB_BYTES`` or a socket that
+    stays full (``wait_s`` in all, see the module docstring).
 
     Returns the bytes that follow (already taken off ``cur``) for the loop to write through
     the transport when the socket was full, else ``b""``. OSError when a file shrank.
     """
+    room = Room(sock, wait_s)
     with files.lock:
         out, items, sent = sock.fileno(), cur.items, 0
         while not cur.done and sent < JOB_BYTES:
             k, pos = cur.k, cur.pos
             if k == len(items) or items[k][2] < SMALL_FRAME:
                 size, then_sendfile = _gather(cur, memoryview(buf), files)
-                try:
-                    n = sock.send(memoryview(buf)[:size], _MSG_MORE if then_sendfile else 0)
-                except BlockingIOError:
-                    n = 0
+                n = room.send(memoryview(buf)[:size], _MSG_MORE if then_sendfile else 0)
                 cur.advance(size)
                 if n < size:
                     return bytes(buf[n:size])
@@ -144,10 +186,7 @@ def push(sock: socket.socket, cur: FrameCursor, files: OpenFiles, buf: bytearray
             real, offset, length = items[k]  # a large frame: header, then sendfile
             if pos < FRAME.size:
                 header = FRAME.pack(k, length)[pos:]
-                try:
-                    n = sock.send(header, _MSG_MORE)
-                except BlockingIOError:
-                    n = 0
+                n = room.send(header, _MSG_MORE)
                 cur.pos += len(header)
                 if n < len(header):
                     return header[n:]
@@ -157,6 +196,8 @@ def push(sock: socket.socket, cur: FrameCursor, files: OpenFiles, buf: bytearray
                 try:
                     n = os.sendfile(out, fd, offset + pos - FRAME.size, FRAME.size + length - pos)
                 except BlockingIOError:
+                    if room.wait():
+                        continue
                     n = min(PIECE_BYTES, FRAME.size + length - pos)
                     piece = os.pread(fd, n, offset + pos - FRAME.size)
                     if len(piece) < n:
