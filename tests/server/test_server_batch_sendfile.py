@@ -235,12 +235,14 @@ def _taken(cur: bs.FrameCursor) -> int:
     return sum(FRAME.size + n for _, _, n in cur.items[: cur.k]) + cur.pos
 
 
-@pytest.mark.parametrize("wait_s", [bs.FULL_WAIT_S, 0.0])
+@pytest.mark.parametrize("wait_s", [1.0, 0.0], ids=["waits", "no-wait"])
 def test_a_job_waits_briefly_for_a_client_that_keeps_up(tmp_path: Path, wait_s: float) -> None:
     """Small socket buffers on both ends: what the kernel holds is under 1 MB. With a client
     that keeps reading, one job waits for room again and again, and sends far more than
     that before it hands back (a trip through the loop costs the gateway CPU). Without the
-    wait, and a client that reads only later, the job stops at the first full socket."""
+    wait, and a client that reads only later, the job stops at the first full socket.
+    (The test allows 1 s in all rather than `FULL_WAIT_S`, so a busy machine cannot fail it;
+    what `FULL_WAIT_S` is worth is measured, docs/BENCHMARKS.md.)"""
     rng = random.Random(5)
     data = rng.randbytes(3_000_000)
     (tmp_path / "f.bin").write_bytes(data)
