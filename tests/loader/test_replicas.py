@@ -133,4 +133,8 @@ def test_spread_finishes_on_one_gateway_when_the_other_is_killed(good_root: Path
     assert len(got) == SAMPLES
     assert_exactly_once(keys(got), good_root / "blobs")
     assert_source_bytes(got, good_root / "blobs")
-    assert stats["failovers"] >= 1
+    # The kill was felt: a read at B failed and was read again (from A). Whether B also
+    # leaves the rotation (a second failure in a row, `failovers`) depends on whether the
+    # rate-weighted choice sends B another request before the epoch ends: on a loaded
+    # machine A can measure faster and take them all.
+    assert stats["retries"] >= 1
