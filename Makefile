@@ -26,7 +26,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -x -n 2 --dist loadfile --durations=15
+	$(PY) -m pytest -q -x --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check src tests

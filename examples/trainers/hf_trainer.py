@@ -140,6 +140,8 @@ def main() -> None:
     if last is not None:
         LoaderState.restore(last, loader)
     trainer.train(resume_from_checkpoint=last)
+    if dist.is_initialized():  # Trainer leaves the process group up; end it before exit
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
