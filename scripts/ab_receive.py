@@ -23,6 +23,7 @@ xxh64 checksums (as datasets packed before XXH3 do), the "new" side today's pack
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -79,10 +80,13 @@ def main() -> None:
     if args.old_checksum:
         datasets["old"] = f"{ds_name}-{args.old_checksum}"
         rehashed_copy(ds_dir, root / datasets["old"], args.old_checksum)
-    results: dict[tuple[str, int], list[float]] = {}
-    old_env = {"PYTHONPATH": str(old_tree)} if args.side == "gateway" else None
-    with GatewayProcess.start(root) as gw_new, GatewayProcess.start(root, env=old_env) as gw_old:
-        gateways = {"old": gw_old if args.side == "gateway" else gw_new, "new": gw_new}
+    results: dict[tuple[str | int, ...], list[float]] = {}
+    with contextlib.ExitStack() as stack:
+        gateways = {"new": stack.enter_context(GatewayProcess.start(root))}
+        gateways["old"] = (
+            stack.enter_context(GatewayProcess.start(root, env={"PYTHONPATH": str(old_tree)}))
+            if args.side == "gateway" else gateways["new"]
+        )  # fmt: skip
         for r in range(args.rounds):
             for workers in (0, 1):
                 for name, tree in trees.items():

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,8 @@ def client(args: dict[str, Any]) -> dict[str, Any]:
     n = nbytes = 0
     mark: tuple[float, int, Any, Any] | None = None
 
-    def sizes() -> Any:
+    def sizes() -> Iterator[tuple[int, int]]:
+        """(samples, bytes) of each sample or batch, as the reader delivers them."""
         if args["decode"] == "raw":
             return ((1, len(sample["bin"])) for sample in ds)
         loader = DataLoader(ds, batch_size=batch, num_workers=args["workers"])

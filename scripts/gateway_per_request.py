@@ -28,9 +28,14 @@ from farfeed.store.base import ByteRange
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu(pid: int) -> tuple[float, float]:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+def user_system(stat: str) -> tuple[float, float]:
+    """User and system CPU seconds from a ``/proc/.../stat`` file."""
+    fields = open(stat).read().rsplit(")", 1)[1].split()
     return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def cpu(pid: int) -> tuple[float, float]:
+    return user_system(f"/proc/{pid}/stat")
 
 
 def threads(pid: int) -> dict[int, tuple[float, float]]:
@@ -38,10 +43,9 @@ def threads(pid: int) -> dict[int, tuple[float, float]]:
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            out[int(tid)] = user_system(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
-            continue
-        out[int(tid)] = (int(fields[11]) / TICK, int(fields[12]) / TICK)
+            continue  # the thread ended
     return out
 
 

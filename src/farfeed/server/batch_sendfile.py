@@ -150,16 +150,17 @@ class Room:
         return bool(ready)
 
     def send(self, data: bytes | memoryview, flags: int) -> int:
-        """Send ``data``, waiting for room while the wait lasts; the bytes sent."""
-        view, n = memoryview(data), 0
-        while n < len(view):
+        """Send ``data``, waiting for room while the wait lasts; the bytes sent. (One plain
+        ``send`` when the socket has room, as it has for almost every frame header.)"""
+        try:
+            n = self.sock.send(data, flags)
+        except BlockingIOError:
+            n = 0
+        while n < len(data) and self.wait():
             try:
-                n += self.sock.send(view[n:], flags)
-                continue
+                n += self.sock.send(memoryview(data)[n:], flags)
             except BlockingIOError:
                 pass
-            if not self.wait():
-                break
         return n
 
 
