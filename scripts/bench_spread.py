@@ -11,6 +11,8 @@ training process). Two `GatewayProcess`es (one worker each) serve
 the same dataset folder (the one `farfeed bench cpu` makes, reused). Modes, interleaved per
 repeat, each run in a fresh Python:
 
+- ``floor``: a plain socket reader GETting every shard whole from gateway A (sendfile):
+  the same run's floor, for the "× floor" column.
 - ``one``: ``Dataset(url_a)``: one gateway.
 - ``two``: ``Dataset(url_a, replicas=[url_b], spread=True)``: both at once.
 
@@ -39,7 +41,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-MODES = ("one", "two")
+MODES = ("floor", "one", "two")
+LABELS = {"floor": "floor: whole shards by GET from A", "one": "1 (`Dataset(url)`)",
+          "two": "2 (`replicas=[b], spread=True`)"}  # fmt: skip
+
+
+def floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The floor of the same run: every shard GET whole from gateway A (sendfile) by a plain
+    socket reader into one reused buffer (`farfeed.bench.cpu.floor`), all of it timed."""
+    from farfeed.bench.cpu.floor import read_shards
+    from farfeed.bench.cpu.procstat import snapshot, tree_delta
+
+    pids = args["gateway_pids"]
+    start = (time.monotonic(), snapshot([os.getpid()]), snapshot(pids))
+    nbytes = read_shards(args["urls"][0], args["shards"], connections=1, on_bytes=lambda n: None)
+    end = (time.monotonic(), snapshot([os.getpid()]), snapshot(pids))
+    return {"window_bytes": nbytes, "window_s": end[0] - start[0], "startup_s": 0.0,
+            "client_cpu_s": tree_delta(start[1], end[1]), "gateway_cpu_s": tree_delta(start[2], end[2]),
+            "retries": 0}  # fmt: skip
 
 
 def client(args: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +121,8 @@ def main() -> None:
     parser.add_argument("--client", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.client:
-        print(json.dumps(client(json.loads(opts.client))), flush=True)
+        spec = json.loads(opts.client)
+        print(json.dumps(floor(spec) if spec["mode"] == "floor" else client(spec)), flush=True)
         return
 
     from farfeed.bench.cpu.config import CpuBenchConfig
@@ -113,6 +133,7 @@ def main() -> None:
     cfg = CpuBenchConfig(links=("none",), size=parse_size(opts.size), sample_bytes=opts.sample_bytes,
                          workdir=opts.workdir)  # fmt: skip
     folder, data = prepare_dataset(cfg)
+    shards = sorted(p.name for p in folder.glob("*.tar"))
     print(f"dataset: {data['bytes'] / 1e6:.0f} MB, {data['samples']} samples, page cache; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
@@ -120,11 +141,12 @@ def main() -> None:
         gateways = [a, b]
         for repeat in range(opts.repeats):
             for mode in MODES:
-                used = gateways[: 1 if mode == "one" else 2]
+                used = gateways[: 2 if mode == "two" else 1]
                 before = [sent(g.url) for g in gateways]
                 args = {"mode": mode, "urls": [f"{g.url}/{data['name']}" for g in used],
                         "gateway_pids": [g.pid for g in used], "warmup": opts.warmup, "seed": repeat,
-                        "decode": opts.decode, "batch_size": opts.batch_size, "workers": opts.workers}  # fmt: skip
+                        "decode": opts.decode, "batch_size": opts.batch_size, "workers": opts.workers,
+                        "shards": shards}  # fmt: skip
                 out = subprocess.run([sys.executable, __file__, "--client", json.dumps(args)],
                                      capture_output=True, text=True, timeout=600)  # fmt: skip
                 if out.returncode != 0:
@@ -134,7 +156,7 @@ def main() -> None:
                 nbytes = [a[0] - b[0] for a, b in zip(after, before, strict=True)]
                 requests = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
                 row["share_a"] = nbytes[0] / max(1, sum(nbytes))
-                row["request_mb"] = sum(nbytes) / max(1, requests) / 1e6
+                row["request_mb"] = sum(nbytes) / requests / 1e6 if requests else 0.0
                 gb = row["window_bytes"] / 1e9
                 row.update(mb_s=row["window_bytes"] / row["window_s"] / 1e6,
                            client_per_gb=row["client_cpu_s"] / gb, gateway_per_gb=row["gateway_cpu_s"] / gb)  # fmt: skip
@@ -142,13 +164,14 @@ def main() -> None:
                 print(f"[{repeat + 1}/{opts.repeats}] {mode}: {row['mb_s']:.0f} MB/s, CPU-s/GB client "
                       f"{row['client_per_gb']:.2f}, gateways {row['gateway_per_gb']:.2f}, "
                       f"gateway A sent {row['share_a']:.0%}, {row['request_mb']:.1f} MB per batch-get", flush=True)  # fmt: skip
-    print("\n| gateways | MB/s | client CPU-s/GB | gateways CPU-s/GB | bytes from A / B | MB per batch-get |")
-    print("|---|---|---|---|---|---|")
+    floor_cpu = statistics.median(r["client_per_gb"] for r in runs["floor"])
+    print("\n| gateways | MB/s | client CPU-s/GB | × floor | gateways CPU-s/GB | bytes from A / B | MB per batch-get |")
+    print("|---|---|---|---|---|---|---|")
     for mode in MODES:
         med = {k: statistics.median(r[k] for r in runs[mode])
                for k in ("mb_s", "client_per_gb", "gateway_per_gb", "share_a", "request_mb")}  # fmt: skip
-        label = "1 (`Dataset(url)`)" if mode == "one" else "2 (`replicas=[b], spread=True`)"
-        print(f"| {label} | {med['mb_s']:.0f} | {med['client_per_gb']:.2f} | {med['gateway_per_gb']:.2f} "
+        print(f"| {LABELS[mode]} | {med['mb_s']:.0f} | {med['client_per_gb']:.2f} "
+              f"| {med['client_per_gb'] / floor_cpu:.1f} | {med['gateway_per_gb']:.2f} "
               f"| {med['share_a']:.0%} / {1 - med['share_a']:.0%} | {med['request_mb']:.1f} |")  # fmt: skip
     print(f"\nmedians of {opts.repeats}; load average after {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
 
