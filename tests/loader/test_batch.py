@@ -105,6 +105,44 @@ def test_in_process_batches_reuse_the_arena_after_keep_batches(image_dataset: Pa
     assert again.lease is None and torch.equal(again.data, batches[-1].data)
 
 
+def test_in_process_epochs_reuse_one_arena_and_older_batches_turn_stale(
+    image_dataset: Path, gateway: str
+) -> None:
+    """The next epoch fills the pages the last one faulted in; a batch kept from the last
+    epoch is refused, not silently overwritten; two iterations at once get two arenas."""
+    index = SampleIndex.load(image_dataset)
+
+    def exact(batch: Batch) -> None:
+        for k in range(len(batch)):
+            i = int(batch.ids[k])
+            assert batch.sample(k).numpy().tobytes() == read_span(image_dataset, index, i)
+
+    ds = Dataset(gateway, decode="batch", batch_size=8, seed=6)
+    first = list(ds)
+    last = first[-1]
+    assert last.lease is not None and last.valid  # the epoch ended: still held
+    arena = last.lease.arenas
+    ds.set_epoch(1)
+    epoch = iter(ds)
+    head = next(epoch)
+    assert head.lease is not None and head.lease.arenas is arena  # the same mapping again
+    assert not last.valid
+    with pytest.raises(ArenaError, match="clone"):
+        last.member(0, "jpg")
+    exact(head)
+    other = iter(ds)  # a second iteration while the first still fills the arena
+    got = next(other)
+    assert got.lease is not None and got.lease.arenas is not arena
+    exact(got)
+    rest = [head]
+    for batch in epoch:
+        exact(batch)
+        rest.append(batch)
+    assert_exactly_once([k for b in rest for k in b.keys], image_dataset)
+    for batch in other:
+        exact(batch)
+
+
 def test_batches_without_arenas_from_a_plain_torch_dataloader(image_dataset: Path, gateway: str) -> None:
     """No farfeed DataLoader, so no arenas: batches arrive in fresh shared memory."""
     from torch.utils.data import DataLoader as TorchLoader

@@ -7,9 +7,10 @@ arena of memory reused from batch to batch (`farfeed.loader.arena`). In
 members (``jpg``, ``cls``...) are (start, length) pairs into the same tensor, so e.g. the
 JPEG bytes go straight to ``torchvision.io.decode_jpeg``.
 
-A batch is valid until the loop has taken ``keep_batches`` (default 2) newer batches;
-then its bytes are reused. `member` and `sample` refuse a reused batch; `clone` keeps
-one for longer (``farfeed.loader.DataLoader(..., keep_batches=N)`` keeps more).
+A batch is valid until the loop has taken ``keep_batches`` (default 2) newer batches,
+and at most until the next epoch starts (the arena is kept for it, pages warm); then its
+bytes are reused. `member` and `sample` refuse a reused batch; `clone` keeps one for
+longer (``farfeed.loader.DataLoader(..., keep_batches=N)`` keeps more).
 
     for batch in DataLoader(Dataset(url, decode="batch", batch_size=256), batch_size=256,
                             num_workers=8):

@@ -9,7 +9,8 @@ So buffers come back:
   request's buffer is free again once its last sample was decoded.
 - `BatchBuffers` (``decode="batch"``): the batches *are* views of the buffer, so it is
   free only once the consumer moved on. Requests land in an arena (`farfeed.loader.arena`):
-  the DataLoader's shared one per worker, or the pipeline's own in the training process;
+  the DataLoader's shared one per worker, or in the training process the Dataset's own
+  (`farfeed.loader.arena.ArenaSlot`, kept from epoch to epoch);
   with neither (another DataLoader, workers not forked), fresh shared memory per request.
 """
 
@@ -92,6 +93,8 @@ class BatchBuffers:
         self._offsets: dict[int, int] = {}  # request seq -> its offset in the arena
         self._keep = keep
         self._handed: deque[Lease] = deque()
+        #: the arena this process filled for itself (in-process), else None
+        self.own = arenas if keep is not None and self._writer is not None else None
 
     @property
     def max_request(self) -> int | None:

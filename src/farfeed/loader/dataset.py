@@ -13,7 +13,7 @@ from typing import Any
 from torch.utils.data import IterableDataset
 
 from farfeed.errors import ConfigError
-from farfeed.loader.arena import Arenas
+from farfeed.loader.arena import Arenas, ArenaSlot
 from farfeed.loader.batch import Batch
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.decode import image_pipeline
@@ -229,6 +229,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             image_pipeline(self.image_size, train=train)
         self._shared = SharedStats()
         self._arenas: Arenas | None = None  # decode="batch" in farfeed.loader.DataLoader workers
+        self._own_arena = ArenaSlot()  # decode="batch" in this process, kept between epochs
 
     # -- epochs and length -------------------------------------------------------------
 
@@ -290,6 +291,7 @@ class Dataset(IterableDataset):  # type: ignore[type-arg]
             stats=self._shared,
             world=world,
             arenas=self._arenas,
+            own_arena=self._own_arena,
             shuffle_block=self.sampler.block if self.sampler.shuffle else 1,
         )
         in_process = world.num_workers == 1 and in_main_process()

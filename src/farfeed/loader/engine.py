@@ -125,6 +125,11 @@ class FetchEngine:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
 
+    @property
+    def stopped(self) -> bool:
+        """The engine's thread has ended (after `close`): no receive writes a buffer any more."""
+        return not self._thread.is_alive()
+
     def _call_soon(self, fn: Callable[[], None] | None) -> None:
         loop, wake = self._loop, self._wake
         if loop is None or wake is None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from farfeed.loader.arena import KEEP_BATCHES, Arenas
+from farfeed.loader.arena import KEEP_BATCHES, Arenas, ArenaSlot
 from farfeed.loader.batch import Batch, make_batch
 from farfeed.loader.buffers import BatchBuffers, BufferPool
 from farfeed.loader.config import FetchConfig
@@ -130,12 +130,14 @@ class Pipeline:
         stats: SharedStats,
         world: World,
         arenas: Arenas | None = None,
+        own_arena: ArenaSlot | None = None,
         keep_batches: int = KEEP_BATCHES,
         shuffle_block: int = 1,
     ) -> None:
         self._ids = ids
         self._block = shuffle_block
         self._arenas = arenas
+        self._own_arena = own_arena or ArenaSlot()
         self._keep = keep_batches
         self._source = source
         self._decode = decode
@@ -190,7 +192,7 @@ class Pipeline:
             planner = Planner(self._ids, source.span, unit=self._batch_size, merge=False,
                               **_bulk(source))  # fmt: skip
             if in_main:  # in-process: an arena of our own, released as batches are taken
-                own = Arenas(num_workers=1, capacity=budget)
+                own = self._own_arena.take(budget)  # the last iteration's, pages warm
                 batches = BatchBuffers(self._batch_size, arenas=own, shared=False, keep=self._keep)
             else:
                 batches = BatchBuffers(self._batch_size, arenas=self._arenas,
@@ -247,6 +249,8 @@ class Pipeline:
                 pool.give_back(req)
         finally:
             engine.close()
+            if batches is not None and batches.own and engine.stopped:
+                self._own_arena.give_back(batches.own)  # nothing writes it any more
             if at_exit is not None:
                 at_exit.cancel()
 
