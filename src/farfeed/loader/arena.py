@@ -149,7 +149,9 @@ class ArenaSlot:
     epoch. So an iteration `take`s the arena and `give_back`s it once its engine has
     stopped writing; the next one reuses the same (warm) pages. Taking it starts a new
     generation: batches kept from an earlier epoch are stale, as with workers' arenas. An
-    iteration that starts while another still holds the arena gets one of its own.
+    iteration that starts while another still holds the arena gets one of its own. The
+    pages an epoch touched (at most the memory budget) stay allocated while the Dataset
+    lives, ready for the next epoch.
     """
 
     def __init__(self) -> None:
