@@ -4,7 +4,8 @@
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6 --checksum xxh64   # an older pack
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
-epoch, ``--epochs`` epochs of `farfeed.Dataset(decode="batch")` in this process. A
+epoch, ``--epochs`` epochs of one `farfeed.Dataset(decode="batch")` in this process
+(``set_epoch`` between). A
 sampler thread reads every thread's user and system time from ``/proc/self/task``
 every 50 ms (so threads that end are counted too) and the totals are printed per thread
 name, in CPU-s per GB delivered.
@@ -73,11 +74,13 @@ def main() -> None:
     threading.Thread(target=sampler, daemon=True, name="sampler").start()
     with GatewayProcess.start(root) as gw:
         url = f"{gw.url}/{name}"
-        for _ in Dataset(url, decode="batch", batch_size=40, seed=0):
+        ds = Dataset(url, decode="batch", batch_size=40, seed=0)
+        for _ in ds:  # one warm-up epoch; then set_epoch, as a training job does
             pass
         before, n, t0 = totals(), 0, time.monotonic()
         for epoch in range(args.epochs):
-            for batch in Dataset(url, decode="batch", batch_size=40, seed=epoch + 1):
+            ds.set_epoch(epoch + 1)
+            for batch in ds:
                 n += batch.nbytes
         after = totals()
     gb = n / 1e9
