@@ -41,6 +41,12 @@ def io_bench(
     batches: int = typer.Option(100, "--batches", help="Batches per trial, warm-up included."),
     warmup: int = typer.Option(20, "--warmup", help="Batches before AU is measured."),
     workers: int = typer.Option(2, "--workers", help="DataLoader workers for farfeed."),
+    decode: str = typer.Option(
+        "bytes",
+        "--decode",
+        help="What farfeed hands the training loop: bytes (a dict of bytes per sample, "
+        "joined by a collate_fn) or batch (one farfeed.loader.Batch per batch, copy-free).",
+    ),
     baseline_workers: int = typer.Option(
         8, "--baseline-workers", help="DataLoader workers for the one-GET-per-sample baseline."
     ),
@@ -106,6 +112,7 @@ def io_bench(
         batches=batches,
         warmup=warmup,
         workers=workers,
+        decode=decode,
         baseline=baseline,
         baseline_workers=baseline_workers,
         memory_budget=memory_budget_mib * 2**20,

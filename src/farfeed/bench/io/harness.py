@@ -44,6 +44,8 @@ class IoBenchConfig:
     batches: int = 100  # batches per trial, warm-up included
     warmup: int = 20
     workers: int = 2
+    #: farfeed's output: "bytes" (dicts of bytes, torch's collate) or "batch" (Batch objects)
+    decode: str = "bytes"
     baseline: bool = True
     baseline_workers: int = 8
     memory_budget: int = 512 * 2**20
@@ -74,6 +76,8 @@ class IoBenchConfig:
             raise ConfigError(
                 f"need workers >= 1 and RTTs >= 0, got {self.workers!r}, {self.rtts_ms!r}"
             )
+        if self.decode not in ("bytes", "batch"):
+            raise ConfigError(f'decode must be "bytes" or "batch", got {self.decode!r}')
         if 0.0 not in self.rtts_ms:
             raise ConfigError(
                 f"--rtt-ms must include 0 (the local reference), got {self.rtts_ms!r}"
@@ -232,6 +236,7 @@ def _row(
     gb = max(delivered * cfg.accelerator.sample_bytes / 1e9, 1e-12)
     return {
         "loader": loader,
+        "decode": cfg.decode if loader == "farfeed" else "bytes",
         "path": path,
         "store_requests": store_requests,
         "store_requests_per_1k": None if store_requests is None else store_requests * 1000 / max(delivered, 1),
@@ -305,6 +310,7 @@ def run_io_bench(cfg: IoBenchConfig, *, say: Callable[[str], None] = print) -> l
                         batches=cfg.batches,
                         warmup=cfg.warmup,
                         workers=cfg.workers if loader == "farfeed" else cfg.baseline_workers,
+                        decode=cfg.decode if loader == "farfeed" else "bytes",
                         memory_budget=cfg.memory_budget,
                         seed=repeat,
                         max_seconds=cfg.max_seconds,

@@ -8,6 +8,8 @@ baseline), feeds the emulated accelerator, and prints one JSON line of results. 
 reach the accelerator as bytes (``decode="bytes"``, MLPerf Storage's way) or decoded as
 training decodes them (``decode="image"``: JPEG -> RandomResizedCrop + flip + normalise in
 the DataLoader workers); the baseline then reads one JPEG file per sample (``files``).
+farfeed can also hand over whole `farfeed.loader.Batch` objects (``decode="batch"``, the
+copy-free path; ``farfeed bench io --decode batch``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from farfeed.errors import ConfigError
 LOADERS = ("farfeed", "baseline")
 #: Starts each result line of ``--serve`` (anything else on stdout is not a result).
 RESULT_MARK = "farfeed-trial "
-DECODES = ("bytes", "image")
+DECODES = ("bytes", "image", "batch")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class TrialSpec:
     seed: int = 0
     max_seconds: float = 60.0  # stop measuring after this long (the baseline at 100 ms is slow)
     warmup_s: float = 0.0  # and at least this long from the first batch before measuring
-    decode: str = "bytes"  # "bytes": raw sample bytes; "image": decoded as in training
+    #: "bytes": raw sample bytes; "image": decoded as in training; "batch": farfeed's
+    #: `Batch` objects (farfeed loader only)
+    decode: str = "bytes"
     image_size: int = 64  # the training crop for decode="image"
     #: decode="image": URL of the file list (``PATH LABEL`` lines) the baseline reads one
     #: whole file per sample from, paths relative to the list's folder.
@@ -84,6 +88,13 @@ def _farfeed_loader(spec: TrialSpec) -> tuple[Any, Any]:
         ds = Dataset(
             spec.url, seed=spec.seed, memory_budget=spec.memory_budget, decode="image",
             image_size=spec.image_size, train=True, store_options=spec.store_options,
+            shuffle_block=spec.shuffle_block,
+        )  # fmt: skip
+        return DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers), ds
+    if spec.decode == "batch":  # farfeed.loader.Batch objects: the copy-free path
+        ds = Dataset(
+            spec.url, seed=spec.seed, memory_budget=spec.memory_budget, decode="batch",
+            batch_size=spec.batch_size, store_options=spec.store_options,
             shuffle_block=spec.shuffle_block,
         )  # fmt: skip
         return DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers), ds
@@ -224,6 +235,8 @@ def _size_of(spec: TrialSpec) -> Any:
     """Samples in one batch: (images, labels) batches count labels; byte batches, bytes."""
     if spec.decode == "image":
         return lambda batch: len(batch[1])
+    if spec.decode == "batch":
+        return len
     return lambda batch: batch.numel() // spec.sample_bytes
 
 
