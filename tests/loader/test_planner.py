@@ -76,6 +76,21 @@ def test_window_starts_with_the_first_request_then_follows_rate_times_rtt() -> N
     assert w.update() == 256 * 2**20  # never past the budget
 
 
+def test_the_window_carries_two_whole_batch_requests_on_a_thin_far_link() -> None:
+    """decode="batch" asks for whole batches (4.6 MB here) whatever the window would ask
+    for (1 MB at 20 MB/s): the in-flight target must count them as they are, or on a
+    100 ms line only one is in flight and the consumer stalls (bench io --decode batch)."""
+    batch = 4_600_000
+    for least, carried in ((1, 1), (batch, 2)):
+        w = Window(budget=256 * 2**20, first_request=batch, least_request=least)
+        w.on_first_byte(0.100)
+        w.on_arrival()
+        w.rate = 20e6
+        w.update()
+        assert w.request_bytes() < batch  # what the window alone would ask for
+        assert w.inflight // batch == carried  # whole batch requests the target carries
+
+
 @pytest.mark.parametrize("unit", [1, 3, 8])
 def test_the_whole_request_lookup_cuts_as_the_sample_by_sample_walk(unit: int) -> None:
     """`Planner(spans=..., sizes=...)` (what `SampleSource` gives) plans the same requests."""

@@ -2,7 +2,8 @@
 
 Two limits, both measured while running and capped by the memory budget.
 
-- **In flight** (requested, not arrived): ``margin x rate x RTT`` plus two requests.
+- **In flight** (requested, not arrived): ``margin x rate x RTT`` plus two requests, as
+  big as they really are (``decode="batch"`` asks for whole batches, ``least_request``).
   Enough to carry the consumption rate across the distance, and no more: bytes in
   flight share the link, so a burst of them would delay the request needed next. With
   ``margin > 1`` this is also the slow start: while the consumer waits, the rate it
@@ -50,6 +51,7 @@ class Window:
         margin: float = 2.0,
         cushion: float = 1.0,
         tau: float = 1.0,
+        least_request: int = 1,
     ) -> None:
         if budget < 1 or first_request < 1 or margin <= 1 or cushion < 0 or tau <= 0:
             raise ConfigError(
@@ -61,6 +63,8 @@ class Window:
         self.cushion = cushion
         self.tau = tau
         self.first_request = min(first_request, budget)
+        #: requests are never smaller (whole batches: the planner rounds them up)
+        self.least_request = least_request
         self.rtt = 0.0  # smallest time to first byte seen, seconds
         self.rate = 0.0  # consumption, bytes/s (exponentially smoothed)
         self.recent = 0.0  # consumption over the last ~0.1 s, bytes/s (sizes requests)
@@ -97,7 +101,7 @@ class Window:
             self.recent = inst
             self.rate += (inst - self.rate) * (1 - math.exp(-dt / self.tau))
             self._consumed, self._rate_t = 0, now
-        request = self.request_bytes()
+        request = max(self.request_bytes(), self.least_request)  # what will really be asked
         carry = self.margin * self.rate * self.rtt + 2 * request
         self.inflight = int(min(self.budget, max(self.first_request, carry)))
         held = self.inflight + self.rate * self.cushion

@@ -183,7 +183,9 @@ class Pipeline:
         source, world = self._source, self._world
         budget = max(1, self._config.memory_budget // world.num_workers)
         first = min(budget // 4, max(MIN_REQUEST, self._batch_size * source.mean_bytes))
-        window = Window(budget=budget, first_request=max(1, first))
+        # whole batches per request (decode="batch"): the window must carry two of them
+        least = min(budget // 4, self._batch_size * source.mean_bytes) if self._batched else 1
+        window = Window(budget=budget, first_request=max(1, first), least_request=max(1, least))
         pool: BufferPool | None = None
         batches: BatchBuffers | None = None
         if self._batched:
