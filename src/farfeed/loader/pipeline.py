@@ -251,7 +251,7 @@ class Pipeline:
                 pool.give_back(req)
         finally:
             engine.close()
-            if batches is not None and batches.own and engine.stopped:
+            if batches is not None and batches.own is not None and engine.stopped:
                 self._own_arena.give_back(batches.own)  # nothing writes it any more
             if at_exit is not None:
                 at_exit.cancel()
