@@ -5,10 +5,9 @@
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
 epoch, ``--epochs`` epochs of one `farfeed.Dataset(decode="batch")` in this process
-(``set_epoch`` between). A
-sampler thread reads every thread's user and system time from ``/proc/self/task``
-every 50 ms (so threads that end are counted too) and the totals are printed per thread
-name, in CPU-s per GB delivered.
+(``set_epoch`` between). A sampler thread reads every thread's user and system time from
+``/proc/self/task`` every 50 ms (so threads that end are counted too) and the totals are
+printed per thread name, in CPU-s per GB delivered.
 """
 
 from __future__ import annotations
