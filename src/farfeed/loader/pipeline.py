@@ -182,9 +182,10 @@ class Pipeline:
         """The started engine, and where its requests land (a pool, or batch arenas)."""
         source, world = self._source, self._world
         budget = max(1, self._config.memory_budget // world.num_workers)
-        first = min(budget // 4, max(MIN_REQUEST, self._batch_size * source.mean_bytes))
+        batch_bytes = self._batch_size * source.mean_bytes
+        first = min(budget // 4, max(MIN_REQUEST, batch_bytes))
         # whole batches per request (decode="batch"): the window must carry two of them
-        least = min(budget // 4, self._batch_size * source.mean_bytes) if self._batched else 1
+        least = min(budget // 4, batch_bytes) if self._batched else 1
         window = Window(budget=budget, first_request=max(1, first), least_request=max(1, least))
         pool: BufferPool | None = None
         batches: BatchBuffers | None = None

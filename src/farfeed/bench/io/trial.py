@@ -84,27 +84,20 @@ def to_tensor(blobs: list[bytes]) -> Any:
 def _farfeed_loader(spec: TrialSpec) -> tuple[Any, Any]:
     from farfeed.loader import DataLoader, Dataset
 
-    if spec.decode == "image":
-        ds = Dataset(
-            spec.url, seed=spec.seed, memory_budget=spec.memory_budget, decode="image",
-            image_size=spec.image_size, train=True, store_options=spec.store_options,
-            shuffle_block=spec.shuffle_block,
-        )  # fmt: skip
-        return DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers), ds
-    if spec.decode == "batch":  # farfeed.loader.Batch objects: the copy-free path
-        ds = Dataset(
-            spec.url, seed=spec.seed, memory_budget=spec.memory_budget, decode="batch",
-            batch_size=spec.batch_size, store_options=spec.store_options,
-            shuffle_block=spec.shuffle_block,
-        )  # fmt: skip
-        return DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers), ds
+    # decode="bytes": dicts of bytes, joined by collate_bin; "image": decoded as in
+    # training; "batch": farfeed.loader.Batch objects (the copy-free path)
+    by_decode: dict[str, dict[str, Any]] = {
+        "bytes": {},
+        "image": {"decode": "image", "image_size": spec.image_size, "train": True},
+        "batch": {"decode": "batch", "batch_size": spec.batch_size},
+    }
     ds = Dataset(
         spec.url, seed=spec.seed, memory_budget=spec.memory_budget,
         store_options=spec.store_options, shuffle_block=spec.shuffle_block,
+        **by_decode[spec.decode],
     )  # fmt: skip
-    loader = DataLoader(
-        ds, batch_size=spec.batch_size, num_workers=spec.workers, collate_fn=collate_bin
-    )
+    collate: dict[str, Any] = {"collate_fn": collate_bin} if spec.decode == "bytes" else {}
+    loader = DataLoader(ds, batch_size=spec.batch_size, num_workers=spec.workers, **collate)
     return loader, ds
 
 
