@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6 --checksum xxh64   # an older pack
+    .venv/bin/python scripts/cpu_by_thread.py --epochs 3 --samples 26000 --batch-size 32  # 3 GB
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
 epoch, ``--epochs`` epochs of one `farfeed.Dataset(decode="batch")` in this process
@@ -53,17 +54,20 @@ def totals() -> collections.Counter[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--samples", type=int, default=3000,
+                        help="115 KB samples in the dataset (26,000: a 3 GB epoch)")
+    parser.add_argument("--batch-size", type=int, default=40)
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     parser.add_argument("--checksum", choices=CHECKSUMS, default=DEFAULT_CHECKSUM,
                         help="read a copy of the dataset hashed with this (default: what "
                         "new packs use)")  # fmt: skip
     args = parser.parse_args()
     root = args.work / "root"
-    name = "ds"
-    make_fixed_size_dataset(root / name, samples=3000, sample_bytes=115_000)
+    name = "ds" if args.samples == 3000 else f"ds{args.samples}"
+    make_fixed_size_dataset(root / name, samples=args.samples, sample_bytes=115_000)
     if args.checksum != DEFAULT_CHECKSUM:
-        name = f"ds-{args.checksum}"
-        rehashed_copy(root / "ds", root / name, args.checksum)
+        rehashed_copy(root / name, root / f"{name}-{args.checksum}", args.checksum)
+        name = f"{name}-{args.checksum}"
 
     def sampler() -> None:
         while True:
@@ -73,7 +77,7 @@ def main() -> None:
     threading.Thread(target=sampler, daemon=True, name="sampler").start()
     with GatewayProcess.start(root) as gw:
         url = f"{gw.url}/{name}"
-        ds = Dataset(url, decode="batch", batch_size=40, seed=0)
+        ds = Dataset(url, decode="batch", batch_size=args.batch_size, seed=0)
         for _ in ds:  # one warm-up epoch; then set_epoch, as a training job does
             pass
         before, n, t0 = totals(), 0, time.monotonic()

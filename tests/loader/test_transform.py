@@ -3,6 +3,7 @@ real torch and torchvision at tiny sizes, through DataLoader workers."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,31 @@ class MarkProcess:
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         return {"__key__": sample["__key__"], "pid": os.getpid()}
+
+
+#: Made in the training process before any worker forks (each worker inherits it).
+INHERITED = ["made in the training process"]
+
+
+class SeenByCollector:
+    """A picklable transform: whether this process's garbage collector still visits
+    `INHERITED` (a full collection would write to it, copying its page of the heap)."""
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        seen = any(o is INHERITED for o in gc.get_objects())
+        return {"__key__": sample["__key__"], "seen": seen, "pid": os.getpid()}
+
+
+def test_workers_leave_what_they_inherit_out_of_their_garbage_collector(
+    image_dataset: Path,
+) -> None:
+    assert any(o is INHERITED for o in gc.get_objects())  # the training process visits it
+    ds = Dataset(str(image_dataset), transform=SeenByCollector(), seed=5)
+    batches = list(DataLoader(ds, batch_size=25, num_workers=2))
+    assert {int(p) for b in batches for p in b["pid"]}.isdisjoint({os.getpid()})
+    seen = [bool(s) for b in batches for s in b["seen"]]
+    assert seen and not any(seen)
+    assert any(o is INHERITED for o in gc.get_objects())  # still, here
 
 
 def test_transform_and_keys_through_workers(image_dataset: Path) -> None:

@@ -7,6 +7,7 @@ fork, never shared across processes.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import threading
@@ -160,6 +161,10 @@ class Pipeline:
             # short slices; hand it over sooner, so the worker answers the training
             # process (batch hand-off, tensor file descriptors) without a 5 ms wait each.
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
+            # Everything this process inherited from the training process stays out of
+            # its garbage collector: a full collection would visit (and write to) each of
+            # those objects, copying every page of the parent's heap that holds one.
+            gc.freeze()
         if len(self._ids) == 0:
             return iter(())
         engine, pool, batches = self._start(stats, in_main=in_main)
