@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from farfeed.store._batch import plan_batches
+import json
+
+import numpy as np
+
+from farfeed.store._batch import FRAME, TRAILER_INDEX, batch_body, frame_headers, plan_batches
 from farfeed.store.base import ByteRange
 from farfeed.store.coalesce import coalesce
 
@@ -56,3 +60,19 @@ def test_plan_batches_respects_every_limit() -> None:
     big = [("ds/x.tar", 0, 10), ("ds/x.tar", 0, 1000), ("ds/x.tar", 0, 10)]
     assert plan_batches(big, max_ranges=100, max_bytes=500) == [[0], [1], [2]]
     assert plan_batches([], max_ranges=4, max_bytes=100) == []
+
+
+def test_batch_body_is_the_json_the_gateway_parses() -> None:
+    paths = ['ds/shard-00001.tar', 'ds/a "quoted" name.tar', "ds/ünïcode.tar"]
+    items = [(paths[k % 3], int(o), 114_660 + k) for k, o in enumerate(np.arange(0, 9000, 1000))]
+    body = batch_body(items)
+    assert json.loads(body) == {"ranges": [[p, o, n] for p, o, n in items]}
+    assert body == json.dumps({"ranges": [list(i) for i in items]}, separators=(",", ":")).encode()
+    assert json.loads(batch_body([])) == {"ranges": []}
+
+
+def test_frame_headers_are_each_items_then_the_trailer() -> None:
+    lengths = [114_660, 0, 2**40]
+    packed = b"".join(FRAME.pack(k, n) for k, n in enumerate(lengths))
+    assert frame_headers(lengths) == packed + FRAME.pack(TRAILER_INDEX, 0)
+    assert frame_headers([]) == FRAME.pack(TRAILER_INDEX, 0)

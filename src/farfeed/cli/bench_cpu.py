@@ -51,10 +51,11 @@ def cpu_bench(
         0.1, "--warmup", help="Fraction of the last epoch left out before the window opens."
     ),
     epochs: int = typer.Option(
-        2,
+        3,
         "--epochs",
         help="Epochs each loader run reads (one DataLoader, set_epoch between); the window "
-        "is in the last one, as in a job that runs many.",
+        "is in the last one, as in a job that runs many. The in-process arena grows to its "
+        "working size over the first two (its pages are faulted in then, once per job).",
     ),
     connections: int = typer.Option(
         4,

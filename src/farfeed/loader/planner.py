@@ -35,7 +35,9 @@ class Request:
     ids: npt.NDArray[np.int64]
     spans: list[ByteRange]
     ranges: list[ByteRange] = field(default_factory=list)
-    pieces: list[Piece] = field(default_factory=list)
+    #: Where each sample lies in ``ranges``; None: each sample is its own range, in order
+    #: (whole batches: no object per sample to make, hold and collect).
+    pieces: list[Piece] | None = None
     #: Bytes the samples occupy (what the consumer will hold).
     nbytes: int = field(init=False)
     #: Bytes the coalesced ranges carry over the link.
@@ -43,7 +45,9 @@ class Request:
 
     def __post_init__(self) -> None:
         self.nbytes = sum(s.length for s in self.spans)
-        self.wire_bytes = sum(r.length for r in self.ranges)
+        self.wire_bytes = (
+            self.nbytes if self.ranges is self.spans else sum(r.length for r in self.ranges)
+        )
 
     def buffers(self, buffer: memoryview) -> list[memoryview]:
         """``buffer`` (``wire_bytes`` long) cut into one writable view per range, in order."""
@@ -56,8 +60,8 @@ class Request:
     def sample_digests(self, digests: np.ndarray | None) -> np.ndarray | None:
         """Each sample's entry of the ranges' ``digests`` where the sample is its whole
         range (else 0: not known)."""
-        if digests is None:
-            return None
+        if digests is None or self.pieces is None:
+            return digests
         ranges = self.ranges
         if len(ranges) == len(self.pieces) and all(
             p.index == k and p.start == 0 and p.length == ranges[k].length
@@ -70,6 +74,8 @@ class Request:
 
     def cut(self, ranges: list[memoryview]) -> list[memoryview]:
         """Each sample's bytes, in request order: views into the ranges' buffers (no copies)."""
+        if self.pieces is None:
+            return ranges
         return [ranges[p.index][p.start : p.start + p.length] for p in self.pieces]
 
 
@@ -199,7 +205,7 @@ class Planner:
         if self._merge:
             ranges, pieces = merge_neighbours(spans, gap=self._gap)
         else:
-            ranges, pieces = list(spans), [Piece(k, 0, s.length) for k, s in enumerate(spans)]
+            ranges, pieces = spans, None
         req = Request(self._seq, first, self._ids[first : self._pos], spans, ranges, pieces)
         self._seq += 1
         return req

@@ -8,10 +8,12 @@ import struct
 from collections.abc import AsyncGenerator, Sequence
 
 import aiohttp
+import numpy as np
 
 from farfeed.errors import StoreError, TransientError
 
 FRAME = struct.Struct(">IQ")
+_FRAME_DTYPE = np.dtype([("index", ">u4"), ("length", ">u8")])  # FRAME's layout, packed
 TRAILER_INDEX = 0xFFFFFFFF
 CONTENT_TYPE = "application/x-farfeed-batch"
 #: The server accepts request bodies up to 8 MiB; stay well under it.
@@ -50,8 +52,28 @@ def plan_batches(
 
 
 def batch_body(items: Sequence[tuple[str, int, int]]) -> bytes:
-    """The JSON request body for these (root-relative path, offset, length) items."""
-    return json.dumps({"ranges": [list(item) for item in items]}, separators=(",", ":")).encode()
+    """The JSON request body for these (root-relative path, offset, length) items:
+    ``{"ranges":[[path,offset,length],...]}``. Each path is JSON-quoted once, however many
+    of its ranges there are (a request holds hundreds of ranges of a few shards)."""
+    quoted: dict[str, str] = {}
+    parts = []
+    for path, offset, length in items:
+        q = quoted.get(path)
+        if q is None:
+            q = quoted[path] = json.dumps(path)
+        parts.append(f"[{q},{int(offset)},{int(length)}]")
+    return ('{"ranges":[' + ",".join(parts) + "]}").encode()
+
+
+def frame_headers(lengths: Sequence[int]) -> bytes:
+    """The frame headers a batch response to items of these ``lengths`` carries, in order,
+    with the trailer's: what the receiver compares its headers with."""
+    n = len(lengths)
+    table = np.empty(n + 1, dtype=_FRAME_DTYPE)
+    table["index"][:n] = np.arange(n)
+    table["length"][:n] = lengths
+    table[n] = (TRAILER_INDEX, 0)
+    return table.tobytes()
 
 
 async def read_frames(

@@ -91,7 +91,8 @@ class CpuBenchConfig:
     batch_size: int = 32
     repeats: int = 3
     warmup: float = 0.1  # fraction of the last epoch before the window opens
-    epochs: int = 2  # loader modes read this many epochs; the window is in the last one
+    epochs: int = 3  # loader modes read this many epochs; the window is in the last one
+    # (the in-process arena reaches its working size over the first two: scripts/faults_per_epoch.py)
     connections: int = 4  # the floor (socket) reader's keep-alive connections; curl and
     # floor-store use one
     floor_passes: int = (
