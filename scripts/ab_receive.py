@@ -5,11 +5,11 @@
     .venv/bin/python scripts/ab_receive.py --old /tmp/old/src --side gateway --rounds 5
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples in the page cache); each round runs,
-for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads two
-epochs of ``Dataset(decode="batch")`` in-process or through ``farfeed.loader.DataLoader``
-with one worker, and reports the second epoch's CPU-s/GB of its process tree (itself and
-its workers: ``getrusage`` of itself and its reaped children), and the gateway's over both
-epochs. Prints medians and the new/old ratio per round.
+for each tree and each mode, a fresh child process (``PYTHONPATH=TREE``) that reads
+``--epochs`` epochs of ``Dataset(decode="batch")`` in-process or through
+``farfeed.loader.DataLoader`` with one worker, and reports the last epoch's CPU-s/GB of its
+process tree (itself and its workers: ``getrusage`` of itself and its reaped children), and
+the gateway's over all of them. Prints medians and the new/old ratio per round.
 
 ``--side gateway``: the trees differ in the gateway instead. Two gateways serve the same
 folder, one running the old tree and one this tree; every client runs this tree and
@@ -37,11 +37,11 @@ from farfeed.loader import DataLoader, Dataset
 def cpu():
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-url, workers = sys.argv[1], int(sys.argv[2])
+url, workers, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ds = Dataset(url, decode="batch", batch_size=32, seed=0)
 loader = DataLoader(ds, batch_size=32, num_workers=workers)
 out = {}
-for epoch in range(2):
+for epoch in range(epochs):
     ds.set_epoch(epoch)
     n = 0
     t0, c0 = time.monotonic(), cpu()
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--side", choices=["client", "gateway"], default="client",
                         help="which side runs the --old tree (default: the client)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs per child; the last is measured (the in-process arena "
+                        "grows to its size over the first two)")
     parser.add_argument("--samples", type=int, default=3000,
                         help="samples of 115 KB in the dataset (3000: 345 MB epochs)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
@@ -94,14 +97,15 @@ def main() -> None:
                     env = {**os.environ, "PYTHONPATH": str(tree)}
                     gw0 = read_process(gw.pid or 0)
                     line = subprocess.run(
-                        [sys.executable, "-c", CHILD, f"{gw.url}/{datasets[name]}", str(workers)],
+                        [sys.executable, "-c", CHILD, f"{gw.url}/{datasets[name]}", str(workers),
+                         str(args.epochs)],
                         env=env, capture_output=True, text=True, check=True,
                     ).stdout.strip().splitlines()[-1]  # fmt: skip
                     got = json.loads(line)
                     value = got["cpu"] / got["gb"]
                     gw1 = read_process(gw.pid or 0)
                     assert gw0 is not None and gw1 is not None, "the gateway exited"
-                    gateway = process_delta(gw0, gw1) / (2 * got["gb"])  # both epochs
+                    gateway = process_delta(gw0, gw1) / (args.epochs * got["gb"])  # every epoch
                     results.setdefault((name, workers), []).append(value)
                     results.setdefault((name, workers, "gateway"), []).append(gateway)
                     print(f"round {r + 1} workers={workers} {name}: {value:.2f} CPU-s/GB "
@@ -115,7 +119,7 @@ def main() -> None:
               f"({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
         old, new_ = results[("old", workers, "gateway")], results[("new", workers, "gateway")]
         ratios = [n / o for n, o in zip(new_, old, strict=True)]
-        print(f"  gateway (both epochs): old {statistics.median(old):.2f}, new "
+        print(f"  gateway (every epoch): old {statistics.median(old):.2f}, new "
               f"{statistics.median(new_):.2f} CPU-s/GB; new/old per round median "
               f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
 
