@@ -13,7 +13,10 @@ arena:
 - ``aligned64``: the same with every sample starting on a 64-byte boundary;
 - ``offset16``: the same, 16 bytes past a cache line;
 - ``in-order``: ``natural`` with the samples in shard order, not shuffled (the same bytes
-  and requests; only the order of the ranges differs).
+  and requests; only the order of the ranges differs);
+- ``contiguous``: ``natural``'s requests, each whole response (headers and payloads as they
+  come) received ~4 MiB at a time into one buffer per call: what the kernel pays for the
+  stream itself, without one buffer per frame header and per sample.
 """
 
 import json
@@ -46,7 +49,7 @@ arena = aligned_buffer(ARENA)
 arena[:] = bytes(ARENA)
 
 
-def epoch(host, port, seed, align, base=0, shuffle=True):
+def epoch(host, port, seed, align, base=0, shuffle=True, contiguous=False):
     ids = index.ids("train")
     if shuffle:
         ids = np.random.default_rng(seed).permutation(ids)
@@ -73,8 +76,17 @@ def epoch(host, port, seed, align, base=0, shuffle=True):
                 if end >= 0:
                     break
             sock.recv(end + 4)
-            if pos + size + 64 * len(items) > ARENA:
+            whole = size + 12 * (len(items) + 1)  # the response body: frames and payloads
+            if pos + whole + 64 * len(items) > ARENA:
                 pos = base
+            if contiguous:
+                view, left = arena[pos : pos + whole], whole
+                while left:
+                    got = sock.recvmsg_into([view[: min(left, 4 << 20)]], 0, socket.MSG_WAITALL)[0]
+                    view, left = view[got:], left - got
+                pos += whole
+                total += size
+                continue
             hdrs = bytearray(12 * (len(items) + 1))
             hv = memoryview(hdrs)
             bufs = []
@@ -102,7 +114,7 @@ with GatewayProcess.start(root) as gw:
     host, port = gw.url.split("//")[1].split(":")
     port = int(port)
     for r in range(4):
-        for mode in ("floor-store", "natural", "aligned64", "offset16", "in-order"):
+        for mode in ("floor-store", "natural", "aligned64", "offset16", "in-order", "contiguous"):
             c0 = cpu()
             if mode == "floor-store":
                 n = read_shards(
@@ -112,6 +124,7 @@ with GatewayProcess.start(root) as gw:
                 n = epoch(
                     host, port, r, align=mode in ("aligned64", "offset16"),
                     base=16 if mode == "offset16" else 0, shuffle=mode != "in-order",
+                    contiguous=mode == "contiguous",
                 )
             res.setdefault(mode, []).append((cpu() - c0) / (n / 1e9))
 for k, v in res.items():
