@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 import threading
 import time
@@ -161,10 +162,7 @@ class Pipeline:
             # short slices; hand it over sooner, so the worker answers the training
             # process (batch hand-off, tensor file descriptors) without a 5 ms wait each.
             sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
-            # Everything this process inherited from the training process stays out of
-            # its garbage collector: a full collection would visit (and write to) each of
-            # those objects, copying every page of the parent's heap that holds one.
-            gc.freeze()
+            _freeze_inherited()
         if len(self._ids) == 0:
             return iter(())
         engine, pool, batches = self._start(stats, in_main=in_main)
@@ -284,6 +282,20 @@ class Pipeline:
                 stats.add("bytes", nbytes)
                 buffers.handed_out(lease)
                 yield batch
+
+
+_frozen_in: int | None = None  # the process that froze its inherited objects
+
+
+def _freeze_inherited() -> None:
+    """Once per worker process: everything it inherited from the training process stays
+    out of its garbage collector. A full collection visits (and writes to) each object it
+    tracks, and in a forked worker that copies every page of the parent's heap that holds
+    one: 45 MB and 150-250 ms per 3 GB epoch in docs/BENCHMARKS.md ("Steady state")."""
+    global _frozen_in
+    if _frozen_in != os.getpid():
+        gc.freeze()
+        _frozen_in = os.getpid()
 
 
 def _bulk(source: Any) -> dict[str, Any]:
