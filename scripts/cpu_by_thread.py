@@ -3,6 +3,7 @@
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6 --checksum xxh64   # an older pack
     .venv/bin/python scripts/cpu_by_thread.py --epochs 3 --samples 26000 --batch-size 32  # 3 GB
+    perf record -F 999 -o perf.data -- .venv/bin/python scripts/cpu_by_thread.py --tids ...
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
 epoch, ``--epochs`` epochs of one `farfeed.Dataset(decode="batch")` in this process
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3000,
                         help="115 KB samples in the dataset (26,000: a 3 GB epoch)")
     parser.add_argument("--batch-size", type=int, default=40)
+    parser.add_argument("--tids", action="store_true",
+                        help="also print each thread name's thread ids (to split a `perf "
+                        "record` of this process by thread: `perf script -F tid,sym`)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/farfeed-bench-blocking"))
     parser.add_argument("--checksum", choices=CHECKSUMS, default=DEFAULT_CHECKSUM,
                         help="read a copy of the dataset hashed with this (default: what "
@@ -87,6 +91,9 @@ def main() -> None:
                 n += batch.nbytes
         after = totals()
     gb = n / 1e9
+    if args.tids:
+        for thread in sorted(set(NAMES.values())):
+            print(f"{thread}: {','.join(str(t) for t, k in NAMES.items() if k == thread)}")
     print(f"{gb:.2f} GB at {n / 1e6 / (time.monotonic() - t0):.0f} MB/s; CPU-s/GB by thread:")
     for name, value in sorted(((k, after[k] - before.get(k, 0)) for k in after),
                               key=lambda kv: -kv[1]):  # fmt: skip
