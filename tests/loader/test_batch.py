@@ -14,7 +14,7 @@ from helpers.samples import assert_exactly_once, read_span
 from farfeed.errors import ConfigError
 from farfeed.format import SampleIndex
 from farfeed.loader import Batch, DataLoader, Dataset
-from farfeed.loader.arena import ArenaError
+from farfeed.loader.arena import POPULATE_STEP, ArenaError, Arenas
 from farfeed.loader.images import decode_images
 from farfeed.server import serve_in_thread
 
@@ -80,6 +80,32 @@ def test_arena_regions_are_reused_only_after_release_and_stale_batches_refuse(
     assert kept.lease is None and kept.valid
     for k in range(len(kept)):
         assert kept.sample(k).numpy().tobytes() == read_span(image_dataset, index, int(kept.ids[k]))
+
+
+def _resident_kib(address: int) -> int:
+    """Rss of this process's mapping that starts at ``address`` (/proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for k, line in enumerate(lines):
+        if line[:1] not in "0123456789abcdef" or int(line.split("-", 1)[0], 16) != address:
+            continue
+        for field in lines[k + 1 :]:
+            if field.startswith("Rss:"):
+                return int(field.split()[1])
+    raise AssertionError(f"no mapping starts at {address:#x}")
+
+
+def test_a_writer_maps_its_arena_pages_ahead_in_one_call() -> None:
+    arenas = Arenas(num_workers=1, capacity=4 * POPULATE_STEP)
+    base = arenas.tensor(0).numpy().ctypes.data
+    assert _resident_kib(base) == 0  # nothing touched yet
+    writer = arenas.writer(0)
+    offset, view = writer.reserve(1000, last_seq=0) or (None, None)
+    assert offset == 0 and view is not None and len(view) == 1000
+    assert _resident_kib(base) == POPULATE_STEP // 1024  # mapped, though nothing was written
+    writer.reserve(POPULATE_STEP, last_seq=1)  # ends past the first step: one more
+    assert _resident_kib(base) == 2 * POPULATE_STEP // 1024
+    view[:] = b"x" * 1000  # the pages are the arena's: writes land in its tensor
+    assert arenas.tensor(0)[:1000].numpy().tobytes() == b"x" * 1000
 
 
 def test_in_process_batches_reuse_the_arena_after_keep_batches(image_dataset: Path, gateway: str) -> None:

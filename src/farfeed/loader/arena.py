@@ -21,10 +21,12 @@ error that says to ``clone()`` it; raw ``batch.data`` views are not checked.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import mmap
 import multiprocessing as mp
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass
@@ -35,6 +37,13 @@ import torch
 
 #: Batches the training loop may hold at once before the oldest one's bytes are reused.
 KEEP_BATCHES = 2
+#: A writer maps its arena's pages ahead of the regions it reserves, this many bytes at a
+#: time, with one ``madvise(MADV_POPULATE_WRITE)`` each (Linux >= 5.14; the GIL released).
+#: Each forked worker maps its pages anew every epoch, and this costs about half of
+#: faulting them in page by page (scripts/probe_populate.py: 0.20-0.22 against 0.35-0.44
+#: CPU-s per GB of region).
+POPULATE_STEP = 8 << 20
+_MADV_POPULATE_WRITE = 23  # linux/mman.h; Python 3.11's mmap module does not name it
 
 _tokens = itertools.count(1)
 #: Arenas made in this process, by token: a batch crossing from a worker names its arena.
@@ -191,6 +200,7 @@ class ArenaWriter:
         self.generation = arenas.generation
         self._array = arenas.tensor(worker).numpy()
         self._regions: list[tuple[int, int, int]] = []  # (start, end, last seq), by start
+        self._mapped = 0  # pages before this offset are mapped in this process
 
     @property
     def capacity(self) -> int:
@@ -213,7 +223,20 @@ class ArenaWriter:
             return None
         self._regions.append((start, start + nbytes, last_seq))
         self._regions.sort()
+        if start + nbytes > self._mapped:
+            self._map_ahead(start + nbytes)
         return start, self._array[start : start + nbytes].data
+
+    def _map_ahead(self, end: int) -> None:
+        """Map the pages up to ``end`` rounded up to `POPULATE_STEP`, in one system call
+        (where the kernel cannot, the first writes fault them in, as before)."""
+        upto = min(self.capacity, -(-end // POPULATE_STEP) * POPULATE_STEP)
+        madvise = _madvise()
+        if madvise is not None:
+            base = self._array.ctypes.data  # the mapping's start: page-aligned
+            if madvise(base + self._mapped, upto - self._mapped, _MADV_POPULATE_WRITE) != 0:
+                _MADVISE[0] = None  # an older kernel (EINVAL): stop asking
+        self._mapped = upto
 
     def _first_fit(self, nbytes: int) -> int | None:
         pos = 0
@@ -225,3 +248,21 @@ class ArenaWriter:
 
     def lease(self, seq: int, offset: int, nbytes: int) -> Lease:
         return Lease(self.arenas, self.worker, self.generation, seq, offset, nbytes)
+
+
+_MADVISE: list[Any] = []  # [libc's madvise, or None where there is none], made once
+
+
+def _madvise() -> Any:
+    """libc's ``madvise`` through ctypes (which releases the GIL while it runs), or None."""
+    if not _MADVISE:
+        fn = None
+        if sys.platform.startswith("linux"):  # 23 is MADV_POPULATE_WRITE on Linux only
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                fn.restype = ctypes.c_int
+            except (OSError, AttributeError):
+                fn = None
+        _MADVISE.append(fn)
+    return _MADVISE[0]
