@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers.hangs import HangWatch
 from helpers.sockets import Sink, ThreadedServer, echo, source
 
 from farfeed.server import serve_in_thread
@@ -50,3 +52,17 @@ def sink() -> Iterator[tuple[ThreadedServer, Sink]]:
     server = ThreadedServer(recorder)
     yield server, recorder
     server.close()
+
+
+_hangs = HangWatch()
+
+
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """pytest-timeout's timer still runs (this returns None); a little before it fires, the
+    stacks of every process under pytest are printed (`helpers.hangs`)."""
+    if settings.timeout:
+        _hangs.start(item.nodeid, float(settings.timeout))
+
+
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    _hangs.cancel(item.nodeid)

@@ -51,7 +51,7 @@ RANK = textwrap.dedent(
     assert torch.equal(back["w"].to_local(), full.chunk(2)[rank]), "shard differs"
     assert back["step"] == 7
     dist.destroy_process_group()
-    print("rank", rank, "ok")
+    print("rank", rank, "ok", flush=True)
     """
 )
 
@@ -69,7 +69,8 @@ def test_dcp_two_gloo_ranks_sharded_dtensor(gateway: Remote, tmp_path: Path) -> 
     url, port = f"{gateway.url}/dcp-sharded", str(_free_port())
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), url, port],
+            # -X faulthandler: a rank that aborts (SIGABRT) prints where each thread was
+            [sys.executable, "-X", "faulthandler", str(script), url, port],
             env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import threading
 import weakref
 from collections.abc import Coroutine, Generator, Mapping
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from farfeed.errors import NotFoundError
 from farfeed.store import open_store
 from farfeed.store.access import access_options
 from farfeed.store.base import Store, split_parts
+from farfeed.store.threads import tls_thread
 from farfeed.transfer.plan import Transfer
 from farfeed.transfer.retry import retrying
 
@@ -53,7 +53,7 @@ class _Loop:
         self.transfer = transfer
         self.loop = asyncio.new_event_loop()
         self.stores: dict[str, Store] = {}
-        self.thread = threading.Thread(target=self.loop.run_forever, name="farfeed-dcp", daemon=True)
+        self.thread = tls_thread(self.loop.run_forever, name="farfeed-dcp")
         self.thread.start()
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from farfeed.checkpoint.manifest import CheckpointInfo
 from farfeed.store.base import UploadResult
+from farfeed.store.threads import tls_thread
 
 log = logging.getLogger("farfeed.checkpoint")
 
@@ -106,7 +107,7 @@ def wait_previous() -> None:
 def start(handle: SaveHandle, work: Callable[[], Awaitable[CheckpointInfo]], *, background: bool) -> SaveHandle:
     """Run ``work`` for ``handle``: in a background thread, or here (still on a fresh loop)."""
     global _inflight
-    thread = threading.Thread(target=handle._run, args=(work,), name=f"farfeed-ckpt-{handle.step}", daemon=True)
+    thread = tls_thread(handle._run, args=(work,), name=f"farfeed-ckpt-{handle.step}")
     handle._thread = thread
     with _lock:
         _inflight = handle

@@ -22,6 +22,7 @@ from farfeed.loader.planner import Planner, Request
 from farfeed.loader.reader import RangeReader
 from farfeed.loader.replicas import Replicas
 from farfeed.loader.stats import WorkerStats
+from farfeed.store.threads import tls_thread
 
 __all__ = ["FetchConfig", "FetchEngine"]
 
@@ -88,7 +89,7 @@ class FetchEngine:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._thread_main, name="farfeed-fetch", daemon=True)
+        self._thread = tls_thread(self._thread_main, name="farfeed-fetch")
         self._t0 = time.monotonic()
 
     # -- consumer side -------------------------------------------------------------------

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from farfeed.errors import TransientError
 from farfeed.store.options import StoreOptions, certificate_error
+from farfeed.store.threads import tls_thread
 
 #: Most bytes of status line + headers accepted in a response.
 HEAD_MAX = 64 * 1024
@@ -277,7 +278,7 @@ class _Threads:
             with self._lock:
                 if self._threads < self._limit:
                     self._threads += 1
-                    threading.Thread(target=self._serve, name="farfeed-recv", daemon=True).start()
+                    tls_thread(self._serve, name="farfeed-recv").start()
         return future
 
     def close(self) -> None:

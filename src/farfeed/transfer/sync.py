@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+from farfeed.store.threads import tls_thread
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ def run_sync(work: Callable[[], Awaitable[T]], *, name: str = "farfeed-sync") ->
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             error.append(exc)
 
-    thread = threading.Thread(target=target, name=name)
+    thread = tls_thread(target, name=name, daemon=None)  # a fork waits for its end
     thread.start()
     thread.join()
     if error:
