@@ -13,13 +13,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 from helpers.procs import process_tree
 
 #: Seconds before the test's timeout at which the processes under pytest are dumped.
 DUMP_BEFORE_TIMEOUT_S = 20.0
-#: Most seconds one ``py-spy dump`` may take.
-DUMP_TIMEOUT_S = 20.0
+#: Most seconds the dumps may take, all together.
+DUMP_TIMEOUT_S = 15.0
 
 
 def py_spy() -> str | None:
@@ -29,21 +30,31 @@ def py_spy() -> str | None:
 
 
 def dump_processes_under(pid: int, title: str) -> str:
-    """The Python stacks (native frames too) of every process under ``pid``, as text."""
+    """The Python stacks (native frames too) of every process under ``pid``, as text. The
+    dumps run at once: a test with many workers still gets them all before its timeout."""
     spy = py_spy()
     if spy is None:
         return f"{title}: py-spy is not installed, no stacks\n"
-    parts = [f"+++++ {title}: stacks of the processes under pid {pid} +++++\n"]
+    dumps: list[tuple[int, str, subprocess.Popen[str] | None]] = []
     for child in process_tree(pid)[1:]:
-        cmd = "?"
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
-            done = subprocess.run([spy, "dump", "--native", "--pid", str(child)],
-                                  capture_output=True, text=True, timeout=DUMP_TIMEOUT_S)  # fmt: skip
-            text = done.stdout or done.stderr
-        except (OSError, subprocess.SubprocessError) as exc:
-            text = f"(no dump: {exc})\n"
+            spying = subprocess.Popen([spy, "dump", "--native", "--pid", str(child)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        except OSError:
+            cmd, spying = "(gone)", None
+        dumps.append((child, cmd, spying))
+    parts = [f"+++++ {title}: stacks of the processes under pid {pid} +++++\n"]
+    deadline = time.monotonic() + DUMP_TIMEOUT_S
+    for child, cmd, spying in dumps:
+        text = "(no dump)\n"
+        if spying is not None:
+            try:
+                text = spying.communicate(timeout=max(0.1, deadline - time.monotonic()))[0]
+            except subprocess.TimeoutExpired:
+                spying.kill()
+                text = f"(no dump within {DUMP_TIMEOUT_S:g} s)\n"
         parts.append(f"----- pid {child}: {cmd}\n{text}")
     return "".join(parts)
 
