@@ -7,15 +7,15 @@ state). A process forked in that moment inherits the lock held, for good: the ch
 first thread that touches OpenSSL waits forever. This is farfeed's usual sequence:
 ``farfeed.Dataset(...)`` reads the index over https in a helper thread, which ends, and the
 DataLoader forks its workers at once; a worker's first TLS connection then hung (seen in
-CI, and in about 1 epoch in 10 of a loop of short epochs here).
+CI; here 3 stalls in 167 short epochs of `scripts/fork_after_tls.py` on a busy box).
 
 So every thread farfeed starts for work that may use TLS is made by `tls_thread`: it
 notes its OS thread id as its work ends, and before any fork of the process
 (`os.register_at_fork`) the forking thread waits, `FORK_WAIT_S` at most, until those
 threads are gone from ``/proc/self/task`` (Linux; elsewhere fork is not the default start
-method and there is nothing to wait on). A thread still at work during a fork is another
-matter: it holds no OpenSSL lock unless it is in the middle of a TLS call, and farfeed
-never forks while its own threads talk TLS.
+method and there is nothing to wait on). A thread still at work during a fork is not
+covered: it holds an OpenSSL lock only in the middle of a TLS call, and farfeed's own
+sequence (read the index, then start the workers) never forks while one runs.
 
     thread = tls_thread(work, name="farfeed-index")
     thread.start()
