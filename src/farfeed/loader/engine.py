@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from farfeed.errors import FarfeedError
 from farfeed.loader.config import FetchConfig
 from farfeed.loader.flow import Window
 from farfeed.loader.planner import Planner, Request
@@ -107,6 +108,11 @@ class FetchEngine:
                 t0 = time.monotonic()
                 while self._next not in self._ready and self._error is None and not self._finished:
                     self._cond.wait(0.5)
+                    if not self._thread.is_alive() and self._error is None and not self._finished:
+                        self._error = FarfeedError(
+                            "the loader's fetch thread ended without finishing or saying why; "
+                            "this is a bug in farfeed: please report it with the log"
+                        )
                 self._stats.add("stall_s", time.monotonic() - t0)
             if self._error is not None:
                 raise self._error
@@ -149,18 +155,15 @@ class FetchEngine:
     # -- background side -----------------------------------------------------------------
 
     def _thread_main(self) -> None:
+        loop: asyncio.AbstractEventLoop | None = None
         try:
-            import uvloop
-
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover - uvloop is optional
-            loop = asyncio.new_event_loop()
-        try:
+            loop = _new_event_loop()
             loop.run_until_complete(self._main(loop))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             self._fail(exc)
         finally:
-            loop.close()
+            if loop is not None:
+                loop.close()
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
@@ -282,3 +285,13 @@ class FetchEngine:
         head = ", ".join(self._describe(int(i)) for i in req.ids[:3])
         more = f" and {len(req.ids) - 3} more" if len(req.ids) > 3 else ""
         return f"reading {head}{more}"
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (``farfeed[fast]``), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
