@@ -76,3 +76,11 @@ def test_run_sync_runs_its_loop_in_a_tls_thread() -> None:
     assert tid in threads._ended
     wait_for_ended_threads()
     assert not present(tid)
+
+
+def test_a_process_that_never_forks_keeps_few_ended_threads_noted() -> None:
+    for _ in range(3 * threads._PRUNE_AT):
+        thread = tls_thread(lambda: None, name="t")
+        thread.start()
+        thread.join()
+    assert len(threads._ended) <= threads._PRUNE_AT + 1

@@ -32,6 +32,8 @@ from typing import Any
 #: Most seconds a fork waits for the threads that ended to be gone (it takes microseconds).
 FORK_WAIT_S = 2.0
 _POLL_S = 0.0002
+#: Ended threads noted before those already gone are dropped (in a process that never forks).
+_PRUNE_AT = 64
 _TASKS = "/proc/self/task"
 
 _ended: set[int] = set()  # OS thread ids of tls_threads whose work is over
@@ -49,6 +51,8 @@ def tls_thread(
             target(*call_args)
         finally:
             with _lock:
+                if len(_ended) >= _PRUNE_AT:  # a process that never forks: keep the set small
+                    _ended.difference_update([t for t in _ended if not _present(t)])
                 _ended.add(threading.get_native_id())
 
     return threading.Thread(target=run, args=args, name=name, daemon=daemon)
@@ -63,10 +67,14 @@ def wait_for_ended_threads(timeout: float = FORK_WAIT_S) -> None:
         tids = list(_ended)
     deadline = time.monotonic() + timeout
     for tid in tids:
-        while os.path.exists(f"{_TASKS}/{tid}") and time.monotonic() < deadline:
+        while _present(tid) and time.monotonic() < deadline:
             time.sleep(_POLL_S)  # releases the GIL: the thread's last Python steps need it
     with _lock:
         _ended.difference_update(tids)
+
+
+def _present(tid: int) -> bool:
+    return os.path.exists(f"{_TASKS}/{tid}")
 
 
 def _reset_in_child() -> None:
