@@ -22,14 +22,18 @@ from typing import Any
 import torch.multiprocessing
 import torch.utils.data
 
-from farfeed.errors import ConfigError
+from farfeed.errors import ConfigError, FarfeedError
 from farfeed.loader.arena import KEEP_BATCHES, Arenas, Lease
 from farfeed.loader.batch import Batch
 from farfeed.loader.dataset import Dataset
 from farfeed.loader.owner import iterating
+from farfeed.store.options import StoreOptions
 
 #: A worker's arena holds at least this many batches of the dataset's mean size.
 ARENA_BATCHES = 8
+#: Seconds added to the longest a worker can take to deliver or fail a batch (retry_for
+#: plus three socket timeouts) to make the default ``timeout`` of a loader with workers.
+WORKER_TIMEOUT_MARGIN_S = 30.0
 
 _REFUSED = {
     "shuffle": "the Dataset shuffles (seed=, shuffle=)",
@@ -46,6 +50,10 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     exact with any number. Other keyword arguments go to torch's DataLoader;
     ``persistent_workers`` and ``in_order=False`` are refused (a kept worker would not see
     `set_epoch`, and out-of-order batches would break the position count).
+
+    With workers, ``timeout`` defaults to `worker_timeout` (``retry_for`` + 3 socket
+    timeouts + 30 s: 330 s by default) instead of torch's 0 (forever): a worker stuck
+    without a batch is then an error that says so, not a training job that waits forever.
 
     With ``decode="batch"`` and forked workers, each worker reads into an arena of shared
     memory mapped once (`farfeed.loader.arena`): a `Batch` stays valid until the loop has
@@ -80,6 +88,8 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             raise ConfigError("in_order=False is not supported: positions count batches in order")
         if not isinstance(keep_batches, int) or keep_batches < 1:
             raise ConfigError(f"keep_batches must be an int >= 1, got {keep_batches!r}")
+        if num_workers > 0 and "timeout" not in kwargs:
+            kwargs["timeout"] = worker_timeout(dataset)
         arenas = None
         if dataset.decode == "batch" and num_workers > 0 and _forks(kwargs):
             capacity = arena_capacity(dataset, num_workers=num_workers, keep_batches=keep_batches)
@@ -132,6 +142,16 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
                     batch = next(inner)
                 except StopIteration:
                     return
+                except RuntimeError as exc:
+                    if self.timeout and str(exc).startswith("DataLoader timed out"):
+                        raise FarfeedError(
+                            f"no batch from the DataLoader workers for {self.timeout:g} s, longer "
+                            f"than a fetch can take to succeed or fail (retry_for="
+                            f"{ds.fetch_config.retry_for:g} s): a worker is stuck. Pass "
+                            "timeout=SECONDS to farfeed.loader.DataLoader to wait longer "
+                            "(0: forever)"
+                        ) from exc
+                    raise
                 self._wait += time.monotonic() - t0
                 batches += 1
                 if arenas is not None and isinstance(batch, Batch) and batch.lease is not None:
@@ -181,6 +201,15 @@ def arena_capacity(dataset: Dataset, *, num_workers: int, keep_batches: int) -> 
     per_worker = dataset.fetch_config.memory_budget // num_workers
     batch_bytes = dataset.batch_size * dataset.source.mean_bytes
     return max(per_worker, (ARENA_BATCHES + keep_batches) * batch_bytes)
+
+
+def worker_timeout(dataset: Dataset) -> float:
+    """The default ``timeout`` of a loader with workers: seconds without a batch after which
+    a worker counts as stuck. A batch's fetch succeeds or fails (retrying transient errors
+    for ``retry_for`` s, each try bounded by the store's socket timeout) well within it."""
+    cfg = dataset.fetch_config
+    socket_timeout = float(cfg.store_options.get("timeout", StoreOptions().timeout))
+    return cfg.retry_for + 3 * socket_timeout + WORKER_TIMEOUT_MARGIN_S
 
 
 def _forks(kwargs: Mapping[str, Any]) -> bool:
