@@ -15,7 +15,7 @@ from farfeed.loader.engine import FetchEngine
 
 def test_the_default_timeout_outlasts_a_fetch_that_retries(image_dataset: Path) -> None:
     ds = Dataset(str(image_dataset), retry_for=100, store_options={"timeout": 20})
-    assert DataLoader(ds, batch_size=8, num_workers=1).timeout == 100 + 3 * 20 + 30
+    assert DataLoader(ds, batch_size=8, num_workers=1).timeout == 100 + 3 * 20 + 300
     assert DataLoader(ds, batch_size=8, num_workers=1, timeout=7).timeout == 7
     assert DataLoader(ds, batch_size=8).timeout == 0  # in-process: the engine raises itself
 

@@ -31,9 +31,10 @@ from farfeed.store.options import StoreOptions
 
 #: A worker's arena holds at least this many batches of the dataset's mean size.
 ARENA_BATCHES = 8
-#: Seconds added to the longest a worker can take to deliver or fail a batch (retry_for
-#: plus three socket timeouts) to make the default ``timeout`` of a loader with workers.
-WORKER_TIMEOUT_MARGIN_S = 30.0
+#: Seconds added to the longest a worker takes to fail a batch (retry_for plus three
+#: socket timeouts) for the default ``timeout`` of a loader with workers: generous, as a
+#: first request of whole batches over a very slow link (~100 KB/s) can take minutes.
+WORKER_TIMEOUT_MARGIN_S = 300.0
 
 _REFUSED = {
     "shuffle": "the Dataset shuffles (seed=, shuffle=)",
@@ -52,7 +53,7 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     `set_epoch`, and out-of-order batches would break the position count).
 
     With workers, ``timeout`` defaults to `worker_timeout` (``retry_for`` + 3 socket
-    timeouts + 30 s: 330 s by default) instead of torch's 0 (forever): a worker stuck
+    timeouts + 300 s: 10 min by default) instead of torch's 0 (forever): a worker stuck
     without a batch is then an error that says so, not a training job that waits forever.
 
     With ``decode="batch"`` and forked workers, each worker reads into an arena of shared
