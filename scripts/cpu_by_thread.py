@@ -3,6 +3,7 @@
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6
     .venv/bin/python scripts/cpu_by_thread.py --epochs 6 --checksum xxh64   # an older pack
     .venv/bin/python scripts/cpu_by_thread.py --epochs 3 --samples 26000 --batch-size 32  # 3 GB
+    .venv/bin/python scripts/cpu_by_thread.py --epochs 3 --samples 26000 --batch-size 32 --connections 1
     perf record -F 999 -o perf.data -- .venv/bin/python scripts/cpu_by_thread.py --tids ...
 
 One gateway (`farfeed serve`, 3,000 x 115 KB samples, page cache); after one warm-up
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3000,
                         help="115 KB samples in the dataset (26,000: a 3 GB epoch)")
     parser.add_argument("--batch-size", type=int, default=40)
+    parser.add_argument("--connections", type=int, default=64,
+                        help="the store's most connections (StoreOptions.connections)")
     parser.add_argument("--tids", action="store_true",
                         help="also print each thread name's thread ids (to split a `perf "
                         "record` of this process by thread: `perf script -F tid,sym`)")  # fmt: skip
@@ -81,7 +84,8 @@ def main() -> None:
     threading.Thread(target=sampler, daemon=True, name="sampler").start()
     with GatewayProcess.start(root) as gw:
         url = f"{gw.url}/{name}"
-        ds = Dataset(url, decode="batch", batch_size=args.batch_size, seed=0)
+        ds = Dataset(url, decode="batch", batch_size=args.batch_size, seed=0,
+                     store_options={"connections": args.connections})
         for _ in ds:  # one warm-up epoch; then set_epoch, as a training job does
             pass
         before, n, t0 = totals(), 0, time.monotonic()

@@ -181,6 +181,44 @@ def test_batches_without_arenas_from_a_plain_torch_dataloader(image_dataset: Pat
     assert_exactly_once(keys, image_dataset)
 
 
+@pytest.mark.parametrize("num_workers", [1, 3])
+def test_workers_send_several_batches_a_message_in_the_in_process_order(
+    image_dataset: Path, gateway: str, num_workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small batches cross from a worker several to a message (each worker's first alone);
+    the loop still gets them one by one, in the order an in-process loop gets, and a
+    resume in the middle of a message goes on exactly."""
+    order = [k for b in DataLoader(Dataset(gateway, decode="batch", batch_size=4, seed=7), batch_size=4) for k in b.keys]
+    messages = 0
+    torch_next = torch.utils.data.dataloader._MultiProcessingDataLoaderIter.__next__
+
+    def counted(self: object) -> object:
+        nonlocal messages
+        item = torch_next(self)  # type: ignore[arg-type]
+        messages += 1
+        return item
+
+    monkeypatch.setattr(torch.utils.data.dataloader._MultiProcessingDataLoaderIter, "__next__", counted)
+    loader = DataLoader(Dataset(gateway, decode="batch", batch_size=4, seed=7), batch_size=4, num_workers=num_workers)
+    batches = list(loader)
+    assert all(isinstance(b, Batch) and len(b) == 4 for b in batches)  # 120 samples: 30 batches
+    assert [k for b in batches for k in b.keys] == order
+    assert num_workers < messages < len(batches) // 2  # a first message of one batch per worker, then bundles
+    it = iter(loader)
+    head = [k for _ in range(num_workers + 2) for k in next(it).keys]  # inside a worker's second message
+    state = loader.state_dict()
+    del it
+    again = DataLoader(Dataset(gateway, decode="batch", batch_size=4, seed=7), batch_size=4, num_workers=num_workers)
+    again.load_state_dict(state)
+    assert head + [k for b in again for k in b.keys] == order
+
+
+def test_a_loader_without_batch_size_takes_the_datasets(image_dataset: Path) -> None:
+    ds = Dataset(str(image_dataset), decode="batch", batch_size=8, seed=1)
+    assert [len(b) for b in DataLoader(ds, num_workers=1)] == [8] * 15  # not torch's 1
+    assert DataLoader(ds, batch_size=4).dataset.batch_size == 4  # given: the loader's
+
+
 def test_batch_resume_mid_epoch(image_dataset: Path) -> None:
     ds = Dataset(str(image_dataset), decode="batch", batch_size=8, seed=1)
     loader = DataLoader(ds, batch_size=8, num_workers=2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from farfeed.errors import ConfigError
+from farfeed.loader.dataset import bundled
 from farfeed.loader.sampler import Sampler, worker_positions, worker_stream
 from farfeed.loader.world import World
 
@@ -70,6 +71,30 @@ def test_round_robin_batches_rebuild_the_rank_stream() -> None:
             del streams[b % workers][:4]
             b += 1
         assert rebuilt == rank_ids.tolist()
+
+
+@pytest.mark.parametrize("workers,bundle", [(1, 3), (2, 3), (3, 4), (4, 2)])
+def test_bundled_messages_in_turn_rebuild_the_rank_stream(workers: int, bundle: int) -> None:
+    """With bundles, a worker's messages are one batch, then ``bundle`` batches each; a
+    DataLoader takes message m from worker m % N: that is still the rank's order."""
+    s = Sampler(np.arange(203), seed=0)
+    rank_ids = s.rank_stream(0, World(0, 1))
+    messages = []
+    for w in range(workers):
+        ids = worker_stream(rank_ids, World(0, 1, w, workers), batch_size=4, bundle=bundle)
+        batches = [ids[i : i + 4].tolist() for i in range(0, len(ids), 4)]
+        messages.append([sum(m, []) for m in bundled(batches, bundle)])
+    assert [len(m[0]) for m in messages] == [4] * workers  # a first message of one batch
+    assert all(len(x) <= 4 * bundle for m in messages for x in m)
+    rebuilt: list[int] = []
+    m = 0
+    while any(messages):
+        if messages[m % workers]:
+            rebuilt += messages[m % workers].pop(0)
+        m += 1
+    assert rebuilt == rank_ids.tolist()
+    with pytest.raises(ConfigError, match="bundle"):
+        worker_positions(4, worker=0, num_workers=1, batch_size=1, bundle=0)
 
 
 @pytest.mark.parametrize("p", [0, 1, 17, 50])

@@ -29,8 +29,17 @@ from farfeed.loader.dataset import Dataset
 from farfeed.loader.owner import iterating
 from farfeed.store.options import StoreOptions
 
-#: A worker's arena holds at least this many batches of the dataset's mean size.
+#: A worker's arena holds at least this many batches of the dataset's mean size (plus a
+#: message's worth, `bundle_size`).
 ARENA_BATCHES = 8
+#: ``decode="batch"`` through workers: each message from a worker to the training process
+#: carries batches of about this many bytes in all (`bundle_size`). A message costs the
+#: training process ~0.4 ms of CPU however small (torch's queues, a thread hop,
+#: unpickling), ~0.12 CPU-s per GB at 32 samples of 115 KB a batch (docs/BENCHMARKS.md,
+#: "Fewer messages from the workers").
+BUNDLE_BYTES = 16 << 20
+#: The most batches one message carries.
+MAX_BUNDLE = 8
 #: Seconds added to the longest a worker takes to fail a batch (retry_for plus three
 #: socket timeouts) for the default ``timeout`` of a loader with workers: generous, as a
 #: first request of whole batches over a very slow link (~100 KB/s) can take minutes.
@@ -46,7 +55,8 @@ _REFUSED = {
 class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     """A torch DataLoader over a `farfeed.Dataset` with `state_dict` / `load_state_dict`.
 
-    Sets ``dataset.batch_size`` to ``batch_size`` (the per-worker split needs it);
+    Sets ``dataset.batch_size`` to ``batch_size`` (the per-worker split needs it; left
+    out, the Dataset's own ``batch_size`` is used);
     ``num_workers`` worker processes each take whole batches in turn, so the position is
     exact with any number. Other keyword arguments go to torch's DataLoader;
     ``persistent_workers`` and ``in_order=False`` are refused (a kept worker would not see
@@ -61,13 +71,19 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
     taken ``keep_batches`` newer batches, then its bytes are reused (``batch.clone()``
     keeps one longer). Raise ``keep_batches`` if the loop holds more batches at once
     (e.g. an asynchronous copy to the GPU still reading the previous ones).
+
+    With ``decode="batch"`` and workers, small batches cross from a worker several to a
+    message (`bundle_size`: ~16 MiB in all, at most 8; each worker's first message holds
+    one batch, so the first batch is no later); the loop still gets them one at a time,
+    in the same order. A message costs the training process ~0.4 ms of CPU however
+    small.
     """
 
     def __init__(
         self,
         dataset: Dataset,
         *,
-        batch_size: int = 1,
+        batch_size: int | None = None,
         num_workers: int = 0,
         keep_batches: int = KEEP_BATCHES,
         **kwargs: Any,
@@ -76,6 +92,8 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             raise ConfigError(
                 f"farfeed.loader.DataLoader needs a farfeed.Dataset, got {type(dataset).__name__}"
             )
+        if batch_size is None:
+            batch_size = dataset.batch_size
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
         for name, why in _REFUSED.items():
@@ -92,10 +110,18 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         if num_workers > 0 and "timeout" not in kwargs:
             kwargs["timeout"] = worker_timeout(dataset)
         arenas = None
+        bundle = 1
+        if dataset.decode == "batch" and num_workers > 0:
+            bundle = bundle_size(dataset, batch_size)
         if dataset.decode == "batch" and num_workers > 0 and _forks(kwargs):
-            capacity = arena_capacity(dataset, num_workers=num_workers, keep_batches=keep_batches)
+            dataset.batch_size = batch_size  # arena_capacity reads it
+            capacity = arena_capacity(
+                dataset, num_workers=num_workers, keep_batches=keep_batches + bundle
+            )
             arenas = Arenas(num_workers=num_workers, capacity=capacity)
-        dataset.attach_loader(batch_size=batch_size, arenas=arenas)
+            bundle = bundle_size(dataset, batch_size, arena=capacity, keep_batches=keep_batches)
+        dataset.attach_loader(batch_size=batch_size, arenas=arenas, bundle=bundle)
+        self._bundle = bundle
         self._arenas = arenas
         self._arenas_busy = False
         self._keep = keep_batches
@@ -116,7 +142,7 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             if self._arenas_busy:  # another iteration's workers still write the arenas
                 self._arenas = Arenas(num_workers=self._arenas.num_workers,
                                     capacity=self._arenas.capacity)  # fmt: skip
-                ds.attach_loader(batch_size=ds.batch_size, arenas=self._arenas)
+                ds.attach_loader(batch_size=ds.batch_size, arenas=self._arenas, bundle=self._bundle)
             self._arenas.start_iteration()  # batches kept from an earlier epoch are stale
         with iterating(ds):  # the Dataset refuses any other loader (farfeed.loader.owner)
             inner = super().__iter__()  # worker processes start here, with the resume point
@@ -140,7 +166,7 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
             while True:
                 t0 = time.monotonic()
                 try:
-                    batch = next(inner)
+                    item = next(inner)
                 except StopIteration:
                     return
                 except RuntimeError as exc:
@@ -154,16 +180,19 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
                         ) from exc
                     raise
                 self._wait += time.monotonic() - t0
-                batches += 1
-                if arenas is not None and isinstance(batch, Batch) and batch.lease is not None:
-                    held.append(batch.lease)
-                    while len(held) > self._keep:
-                        arenas.release(held.popleft())
-                delivered = batches * ds.batch_size
-                self._consumed = ds.sampler.consumed_after(ds.world.world_size, base, delivered)
-                if bar is not None:
-                    bar.advance()
-                yield batch
+                for batch in item if self._bundle > 1 else (item,):  # a worker's message
+                    batches += 1
+                    if arenas is not None and isinstance(batch, Batch) and batch.lease is not None:
+                        held.append(batch.lease)
+                        while len(held) > self._keep:
+                            arenas.release(held.popleft())
+                    delivered = batches * ds.batch_size
+                    self._consumed = ds.sampler.consumed_after(
+                        ds.world.world_size, base, delivered
+                    )
+                    if bar is not None:
+                        bar.advance()
+                    yield batch
         finally:
             if arenas is not None and arenas is self._arenas:
                 self._arenas_busy = False
@@ -202,6 +231,22 @@ def arena_capacity(dataset: Dataset, *, num_workers: int, keep_batches: int) -> 
     per_worker = dataset.fetch_config.memory_budget // num_workers
     batch_bytes = dataset.batch_size * dataset.source.mean_bytes
     return max(per_worker, (ARENA_BATCHES + keep_batches) * batch_bytes)
+
+
+def bundle_size(
+    dataset: Dataset, batch_size: int, *, arena: int | None = None, keep_batches: int = 0
+) -> int:
+    """Batches per message from a worker (``decode="batch"``): about `BUNDLE_BYTES` in
+    all, 1 to `MAX_BUNDLE` (each worker's first message holds one, for a short first batch).
+
+    With an ``arena`` of that many bytes, a message and the ``keep_batches`` the training
+    loop holds take at most half of it: a worker holds a message's batches in its arena
+    until the last one is in, and the rest must fit a request (a quarter at most)."""
+    batch_bytes = max(1, int(batch_size * dataset.source.mean_bytes))
+    bundle = BUNDLE_BYTES // batch_bytes
+    if arena is not None:
+        bundle = min(bundle, arena // batch_bytes // 2 - keep_batches)
+    return max(1, min(MAX_BUNDLE, bundle))
 
 
 def worker_timeout(dataset: Dataset) -> float:

@@ -128,20 +128,32 @@ def block_order(
 
 
 def worker_positions(
-    length: int, *, worker: int, num_workers: int, batch_size: int
+    length: int, *, worker: int, num_workers: int, batch_size: int, bundle: int = 1
 ) -> npt.NDArray[np.int64]:
-    """Positions of a rank stream of ``length`` that one worker serves (rule 5)."""
+    """Positions of a rank stream of ``length`` that one worker serves (rule 5).
+
+    Workers take units in turn. A unit is one batch; with ``bundle`` > 1, each worker's
+    first unit is one batch (a short first batch) and every later one ``bundle`` batches,
+    sent to the training process as one message (`farfeed.loader.dataset.bundled`)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size!r}")
+    if bundle < 1:
+        raise ConfigError(f"bundle must be >= 1, got {bundle!r}")
     positions = np.arange(length, dtype=np.int64)
-    return positions[(positions // batch_size) % num_workers == worker]
+    batch = positions // batch_size
+    unit = np.where(batch < num_workers, batch, num_workers + (batch - num_workers) // bundle)
+    return positions[unit % num_workers == worker]
 
 
 def worker_stream(
-    rank_ids: npt.NDArray[np.int64], world: World, *, batch_size: int
+    rank_ids: npt.NDArray[np.int64], world: World, *, batch_size: int, bundle: int = 1
 ) -> npt.NDArray[np.int64]:
     """The explicit worker split: this worker's sample ids, in delivery order."""
     keep = worker_positions(
-        len(rank_ids), worker=world.worker, num_workers=world.num_workers, batch_size=batch_size
+        len(rank_ids),
+        worker=world.worker,
+        num_workers=world.num_workers,
+        batch_size=batch_size,
+        bundle=bundle,
     )
     return rank_ids[keep]
