@@ -61,6 +61,28 @@ arena = aligned_buffer(ARENA)
 arena[:] = bytes(ARENA)
 
 
+def skip_head(sock):
+    """Read one response's status line and headers off ``sock``."""
+    while True:
+        data = sock.recv(8192, socket.MSG_PEEK)
+        if not data:
+            raise ConnectionError("the gateway closed the connection")
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            break
+    sock.recv(end + 4)
+
+
+def receive_whole(sock, view):
+    """Fill ``view`` from ``sock``, ~4 MiB per call."""
+    left = len(view)
+    while left:
+        got = sock.recvmsg_into([view[: min(left, 4 << 20)]], 0, socket.MSG_WAITALL)[0]
+        if not got:
+            raise ConnectionError("the gateway closed the connection mid-response")
+        view, left = view[got:], left - got
+
+
 def chunked(step):
     """(shard, offset, length) ranges of ``step`` bytes over every shard, in order."""
     out = []
@@ -94,22 +116,12 @@ def epoch(host, port, seed, align, base=0, shuffle=True, contiguous=False, congr
                 % len(body)
                 + body
             )
-            while True:
-                data = sock.recv(8192, socket.MSG_PEEK)
-                if not data:
-                    raise ConnectionError(f"the gateway closed the connection (request {k})")
-                end = data.find(b"\r\n\r\n")
-                if end >= 0:
-                    break
-            sock.recv(end + 4)
+            skip_head(sock)
             whole = size + 12 * (len(items) + 1)  # the response body: frames and payloads
             if pos + whole + max(64, congruent) * len(items) > ARENA:
                 pos = base
             if contiguous:
-                view, left = arena[pos : pos + whole], whole
-                while left:
-                    got = sock.recvmsg_into([view[: min(left, 4 << 20)]], 0, socket.MSG_WAITALL)[0]
-                    view, left = view[got:], left - got
+                receive_whole(sock, arena[pos : pos + whole])
                 pos += whole
                 total += size
                 continue
@@ -157,20 +169,10 @@ def pipelined(host, port, seed, request=7 << 20, ahead=1):
         for i, (_, whole, size) in enumerate(reqs):
             if i + ahead < len(reqs):
                 sock.sendall(reqs[i + ahead][0])
-            while True:
-                data = sock.recv(8192, socket.MSG_PEEK)
-                if not data:
-                    raise ConnectionError("the gateway closed the connection")
-                end = data.find(b"\r\n\r\n")
-                if end >= 0:
-                    break
-            sock.recv(end + 4)
+            skip_head(sock)
             if pos + whole > ARENA:
                 pos = 0
-            view, left = arena[pos : pos + whole], whole
-            while left:
-                got = sock.recvmsg_into([view[: min(left, 4 << 20)]], 0, socket.MSG_WAITALL)[0]
-                view, left = view[got:], left - got
+            receive_whole(sock, arena[pos : pos + whole])
             pos += whole
             total += size
     return total
