@@ -114,9 +114,8 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         if dataset.decode == "batch" and num_workers > 0:
             bundle = bundle_size(dataset, batch_size)
         if dataset.decode == "batch" and num_workers > 0 and _forks(kwargs):
-            dataset.batch_size = batch_size  # arena_capacity reads it
             capacity = arena_capacity(
-                dataset, num_workers=num_workers, keep_batches=keep_batches + bundle
+                dataset, batch_size, num_workers=num_workers, keep_batches=keep_batches + bundle
             )
             arenas = Arenas(num_workers=num_workers, capacity=capacity)
             bundle = bundle_size(dataset, batch_size, arena=capacity, keep_batches=keep_batches)
@@ -225,11 +224,13 @@ class DataLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
         self._epoch, self._consumed = self._ds.epoch, self._ds.resume_position
 
 
-def arena_capacity(dataset: Dataset, *, num_workers: int, keep_batches: int) -> int:
+def arena_capacity(
+    dataset: Dataset, batch_size: int, *, num_workers: int, keep_batches: int
+) -> int:
     """Bytes of one worker's arena: its share of the memory budget, and room for
     ``ARENA_BATCHES + keep_batches`` batches of the mean size at the least."""
     per_worker = dataset.fetch_config.memory_budget // num_workers
-    batch_bytes = dataset.batch_size * dataset.source.mean_bytes
+    batch_bytes = batch_size * dataset.source.mean_bytes
     return max(per_worker, (ARENA_BATCHES + keep_batches) * batch_bytes)
 
 
